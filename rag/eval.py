@@ -1,0 +1,79 @@
+"""``python -m rag.eval --qa FILE.jsonl [--retrieval-only | --no-llm] [--k N] [--json]``
+
+Retrieval metrics (hit@1/3/5, MRR@10, overall and per language) for every
+answerable question in the file. Settings flags let the same harness run a
+baseline, e.g. ``--chunker fixed --retrieval dense --no-glossary``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .cli import ProgressBars, run, setup_logging
+from .config import Settings
+from .evaluation import MRR_AT, Outcome, first_hit_rank, load_questions, retrieval_metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag.eval", description="Evaluate retrieval on a question file.")
+    parser.add_argument("--qa", required=True, help="question file (JSON lines)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--no-llm", action="store_true", help="retrieval without any language model")
+    mode.add_argument("--retrieval-only", action="store_true", help="the full retrieval path, no answers generated")
+    parser.add_argument("--k", type=int, default=5, help="passages a question gets (metrics look at the top 10)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.add_argument("--corpus")
+    parser.add_argument("--index")
+    parser.add_argument("--embedder")
+    parser.add_argument("--chunker", help="structure (default) | fixed")
+    parser.add_argument("--chunk-size", type=int)
+    parser.add_argument("--chunk-overlap", type=int)
+    parser.add_argument("--retrieval", help="hybrid (default) | dense | lexical")
+    parser.add_argument("--no-glossary", action="store_true", help="no English->Chinese term expansion")
+    parser.add_argument("--misses", action="store_true", help="list the questions whose passage was not in the top 5")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder,
+                                 chunker=args.chunker, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
+                                 retrieval=args.retrieval, glossary=False if args.no_glossary else None)
+
+    from .service import open_retriever
+
+    questions = load_questions(args.qa)
+    bars = ProgressBars()
+    retriever = open_retriever(settings, progress=bars)
+    bars.close()
+    outcomes, started = [], time.perf_counter()
+    for q in questions:
+        result = retriever(q.question, k=max(MRR_AT, args.k))
+        chunks = [h.chunk for h in result.hits]
+        outcomes.append(Outcome(q, first_hit_rank(chunks, q.gold) if q.answerable else None, [c.id for c in chunks]))
+    metrics = retrieval_metrics(outcomes)
+    metrics["seconds_per_question"] = (time.perf_counter() - started) / max(1, len(questions))
+    metrics["settings"] = {k: settings.as_dict()[k] for k in ("embedder", "chunker", "chunk_size", "chunk_overlap",
+                                                               "retrieval", "glossary")}
+    if args.json:
+        print(json.dumps(metrics, ensure_ascii=False, indent=1))
+    else:
+        _print_table(metrics)
+    if args.misses:
+        for o in outcomes:
+            if o.question.answerable and not (o.rank and o.rank <= 5):
+                print(f"miss {o.question.id} [{o.question.lang}] rank={o.rank} {o.question.question}", file=sys.stderr)
+    return 0
+
+
+def _print_table(metrics: dict) -> None:
+    keys = ["hit@1", "hit@3", "hit@5", f"mrr@{MRR_AT}", "n"]
+    print(f"{'':8}" + "".join(f"{k:>9}" for k in keys))
+    rows = [("all", metrics)] + list(metrics["by_lang"].items())
+    for name, row in rows:
+        print(f"{name:8}" + "".join(f"{row[k]:>9}" if k == "n" else f"{row[k]:>9.3f}" for k in keys))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,90 @@
+"""Retrieval metrics over a question file.
+
+A line of the question file::
+
+    {"id": "q001", "question": "...", "lang": "en", "answerable": true, "gold": ["substring", ...]}
+
+A retrieved chunk is a hit when its text contains any gold substring once
+whitespace is collapsed (so line breaks in the source do not matter).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RagError
+from .types import Chunk
+
+KS = (1, 3, 5)
+MRR_AT = 10
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    lang: str
+    answerable: bool
+    gold: tuple[str, ...]
+
+
+@dataclass
+class Outcome:
+    """Where (1-based) the first gold chunk came, or None if not in the top ``MRR_AT``."""
+
+    question: Question
+    rank: int | None
+    top: list[str] = field(default_factory=list)  # ids of the retrieved chunks
+
+
+def load_questions(path: Path) -> list[Question]:
+    questions = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            questions.append(Question(id=str(row["id"]), question=row["question"], lang=row.get("lang", "?"),
+                                      answerable=bool(row.get("answerable", True)), gold=tuple(row.get("gold", []))))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RagError(f"{path}:{n}: not a question line ({exc})") from exc
+    return questions
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def first_hit_rank(chunks: list[Chunk], gold: tuple[str, ...]) -> int | None:
+    """1-based rank of the first chunk containing any gold substring.
+
+    >>> from rag.types import Chunk
+    >>> c = lambda t: Chunk("i", "d", "t", (), t, 0, len(t))
+    >>> first_hit_rank([c("abc"), c("low  rank\\nmatrix")], ("rank matrix",))
+    2
+    """
+    needles = [normalise(g) for g in gold if g.strip()]
+    for rank, chunk in enumerate(chunks, start=1):
+        text = normalise(chunk.text)
+        if any(n in text for n in needles):
+            return rank
+    return None
+
+
+def retrieval_metrics(outcomes: list[Outcome]) -> dict:
+    """hit@1/3/5 and MRR@10 over the answerable questions, overall and per language."""
+    def summary(rows: list[Outcome]) -> dict:
+        n = len(rows)
+        out = {f"hit@{k}": (sum(1 for o in rows if o.rank and o.rank <= k) / n if n else 0.0) for k in KS}
+        out[f"mrr@{MRR_AT}"] = sum(1.0 / o.rank for o in rows if o.rank) / n if n else 0.0
+        out["n"] = n
+        return out
+
+    answerable = [o for o in outcomes if o.question.answerable]
+    result = summary(answerable)
+    result["by_lang"] = {lang: summary([o for o in answerable if o.question.lang == lang])
+                         for lang in sorted({o.question.lang for o in answerable})}
+    return result

@@ -1,0 +1,51 @@
+"""Wires the pieces: settings -> index -> retriever -> (later) the answer chain.
+
+Entry points (``rag.ask``, ``app.py``) call this module and nothing deeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .config import Settings
+from .embeddings import get_embedder
+from .index import BuildReport, is_stale, load_index, update_index
+from .index.store import Progress
+from .retrieve import Retriever
+from .rewrite import GlossaryRewriter, Rewriter
+from .types import Retrieval
+
+log = logging.getLogger(__name__)
+
+
+def ensure_index(settings: Settings, progress: Progress | None = None) -> BuildReport | None:
+    """Build or update the index if it is missing or behind the corpus; None if it was current."""
+    if not is_stale(settings):
+        return None
+    log.info("index in %s is missing or out of date; updating", settings.index_dir)
+    return update_index(settings, progress=progress)
+
+
+def rewriters_for(settings: Settings) -> list[Rewriter]:
+    return [GlossaryRewriter()] if settings.glossary else []
+
+
+def open_retriever(settings: Settings, progress: Progress | None = None,
+                   rewriters: list[Rewriter] | None = None) -> Retriever:
+    """A retriever over an up-to-date index (built first if needed)."""
+    ensure_index(settings, progress)
+    embedder = get_embedder(settings.embedder, settings.threads)
+    index = load_index(settings, embedder)
+    return Retriever(index, embedder, settings, rewriters_for(settings) if rewriters is None else rewriters)
+
+
+def search(question: str, settings: Settings, k: int | None = None,
+           progress: Progress | None = None) -> Retrieval:
+    """Retrieve passages for one question, timing index loading too."""
+    started = time.perf_counter()
+    retriever = open_retriever(settings, progress)
+    loaded = time.perf_counter() - started
+    result = retriever(question, k=k)
+    result.timings = {"load": loaded, **result.timings}
+    return result

@@ -1,0 +1,88 @@
+"""Dataclasses that cross module lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source file, decoded to text.
+
+    ``path`` is relative to the corpus folder (POSIX separators); ``sha256`` is
+    of the raw bytes, so an unchanged file is recognised without parsing it.
+    """
+
+    path: str
+    title: str
+    text: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document: ``doc_text[start:end] == text``.
+
+    ``section`` is the heading path, outermost first, e.g.
+    ``("大模型开发面试题与算法编程题", "1.1 大模型的训练过程是怎样的？")``.
+    """
+
+    id: str
+    doc: str
+    title: str
+    section: tuple[str, ...]
+    text: str
+    start: int
+    end: int
+
+    @property
+    def section_label(self) -> str:
+        return " › ".join(self.section)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "doc": self.doc,
+            "title": self.title,
+            "section": list(self.section),
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Chunk:
+        return cls(
+            id=data["id"],
+            doc=data["doc"],
+            title=data["title"],
+            section=tuple(data["section"]),
+            text=data["text"],
+            start=data["start"],
+            end=data["end"],
+        )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with the evidence for its rank.
+
+    ``score`` is the fused reciprocal-rank score; ``dense_score`` (cosine) and
+    ``lexical_score`` (BM25) are the best the chunk reached over all query
+    variants, ``None`` where that retriever did not return it.
+    """
+
+    chunk: Chunk
+    score: float
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+
+@dataclass
+class Retrieval:
+    """What retrieval did for one question: the queries it ran and what it found."""
+
+    question: str
+    queries: list[str]
+    hits: list[Hit]
+    timings: dict[str, float] = field(default_factory=dict)
