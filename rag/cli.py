@@ -16,6 +16,7 @@ EXIT_USAGE = 2
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build it tried, line by line
 
 
 class ProgressBars:

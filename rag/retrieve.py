@@ -15,6 +15,7 @@ import numpy as np
 from .config import Settings
 from .embeddings import Embedder
 from .index import Index
+from .lang import has_cjk
 from .lexical import tokenize
 from .rewrite import Rewriter, expand
 from .types import Hit, Retrieval
@@ -49,6 +50,12 @@ class Retriever:
         self.use_dense = settings.retrieval in ("hybrid", "dense")
         self.use_lexical = settings.retrieval in ("hybrid", "lexical")
 
+    def vectors(self, hits: list[Hit]) -> np.ndarray:
+        """The stored passage vectors of ``hits`` (no re-embedding)."""
+        if not hits:
+            return np.zeros((0, self.index.dense.d), dtype=np.float32)
+        return np.stack([self.index.dense.reconstruct(int(h.row)) for h in hits])
+
     def __call__(self, question: str, k: int | None = None, queries: list[str] | None = None) -> Retrieval:
         k = k or self.settings.top_k
         timings: dict[str, float] = {}
@@ -72,7 +79,10 @@ class Retriever:
             timings["dense"] = time.perf_counter() - t
         if n and self.use_lexical:
             t = time.perf_counter()
-            for query in queries:
+            # The corpus is Chinese: English words only match code blocks, so
+            # BM25 runs on the Chinese forms of the question (itself or a rewrite).
+            lexical_queries = [q for q in queries if has_cjk(q)]
+            for query in lexical_queries:
                 found = self.index.lexical.search(tokenize(query), n)
                 rankings.append([i for i, _ in found])
                 for i, s in found:
@@ -80,6 +90,6 @@ class Retriever:
             timings["lexical"] = time.perf_counter() - t
         fused = rrf(rankings, self.settings.rrf_k)[:k]
         hits = [Hit(chunk=self.index.chunks[i], score=s, dense_score=dense_best.get(i),
-                    lexical_score=lexical_best.get(i)) for i, s in fused]
+                    lexical_score=lexical_best.get(i), row=i) for i, s in fused]
         timings["retrieve"] = time.perf_counter() - started
         return Retrieval(question=question, queries=queries, hits=hits, timings=timings)

@@ -93,3 +93,42 @@ def expand(question: str, rewriters: list[Rewriter]) -> list[str]:
             if query.strip() and query not in queries:
                 queries.append(query)
     return queries
+
+
+class LLMTranslator:
+    """Adds the question translated into Chinese by the local LLM (English questions only).
+
+    A few-shot prompt keeps a small model to a bare translation; it costs a
+    fraction of a second, and MODELS.md shows it lifts top-5 recall for English
+    questions from 86% to 98% on this corpus.
+    """
+
+    _SHOTS = [
+        ("What is LoRA?", "什么是 LoRA？"),
+        ("How can we reduce hallucinations in large models?", "如何减少大模型的幻觉？"),
+        ("Why do Transformers use layer normalization instead of batch normalization?",
+         "为什么 Transformer 使用层归一化而不是批归一化？"),
+    ]
+
+    def __init__(self, chat_model, max_tokens: int = 60):
+        self.chat_model = chat_model
+        self.max_tokens = max_tokens
+
+    def messages(self, question: str) -> list:
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+        msgs = [SystemMessage("Translate the user's question about large language models into Simplified Chinese. "
+                              "Keep technical names such as LoRA or BERT. Reply with the translation only.")]
+        for en, zh in self._SHOTS:
+            msgs += [HumanMessage(en), AIMessage(zh)]
+        return msgs + [HumanMessage(question.strip())]
+
+    def rewrite(self, question: str) -> list[str]:
+        if lang.detect(question) != "en":
+            return []
+        model = self.chat_model
+        if hasattr(model, "max_tokens"):
+            model = model.model_copy(update={"max_tokens": self.max_tokens, "temperature": 0.0})
+        reply = model.invoke(self.messages(question), stop=["\n"])
+        text = str(reply.content).strip().strip('"“”')
+        return [text] if lang.has_cjk(text) else []

@@ -49,3 +49,16 @@ def search(question: str, settings: Settings, k: int | None = None,
     result = retriever(question, k=k)
     result.timings = {"load": loaded, **result.timings}
     return result
+
+
+def build_chain(settings: Settings, progress: Progress | None = None):
+    """The answer chain for these settings: index, retriever, LLM, translator, checker."""
+    from .chain import AnswerChain
+    from .citations import CitationChecker
+    from .llm import get_chat_model
+    from .rewrite import LLMTranslator
+
+    chat_model = get_chat_model(settings)
+    rewriters = rewriters_for(settings) + [LLMTranslator(chat_model)]
+    retriever = open_retriever(settings, progress, rewriters=rewriters)
+    return AnswerChain(retriever, chat_model, settings, rewriters, CitationChecker(retriever.embedder))

@@ -76,6 +76,7 @@ class Hit:
     score: float
     dense_score: float | None = None
     lexical_score: float | None = None
+    row: int = -1  # position in the index, to fetch the stored vector
 
 
 @dataclass
@@ -86,3 +87,38 @@ class Retrieval:
     queries: list[str]
     hits: list[Hit]
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Sentence:
+    """One sentence of an answer and the passages (1-based source numbers) it cites.
+
+    ``score`` is how well the best cited passage supports it (0..1);
+    ``supported`` is that score against the calibrated threshold.
+    """
+
+    text: str
+    citations: list[int]
+    supported: bool = True
+    score: float = 0.0
+
+
+@dataclass
+class Answer:
+    """What the assistant says: text with [n] markers, and what it rests on.
+
+    ``sources`` are numbered from 1 in the order given; ``citations`` lists the
+    numbers the text uses. ``refused`` means the documents do not answer.
+    """
+
+    question: str
+    language: str
+    text: str
+    sources: list[Hit]
+    sentences: list[Sentence] = field(default_factory=list)
+    citations: list[int] = field(default_factory=list)
+    refused: bool = False
+    queries: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0

