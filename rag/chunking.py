@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .types import Chunk, Document
 
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 # A line that is all bold and does not end in a colon: "**1. 什么是大模型开发？**".
@@ -74,14 +74,15 @@ def chunk_document(doc: Document, size: int = 500, overlap: int = 100, chunker: 
         start, end = _trim(doc.text, start, end)
         if start < end:
             text = doc.text[start:end]
-            chunks.append(Chunk(id=chunk_id(doc.title, path, text), doc=doc.path, title=doc.title,
+            chunks.append(Chunk(id=chunk_id(doc.path, path, text), doc=doc.path, title=doc.title,
                                 section=path, text=text, start=start, end=end))
     return chunks
 
 
-def chunk_id(title: str, section: tuple[str, ...], text: str) -> str:
-    """A content hash: equal content gives an equal id, whatever the file is called."""
-    payload = "\x1f".join((title, *section, text)).encode("utf-8")
+def chunk_id(doc: str, section: tuple[str, ...], text: str) -> str:
+    """A hash of the chunk's content and where it stands: stable across rebuilds,
+    changed by any edit to the passage."""
+    payload = "\x1f".join((doc, *section, text)).encode("utf-8")
     return hashlib.sha256(payload).hexdigest()[:20]
 
 
@@ -185,7 +186,8 @@ def _sections(doc: Document, size: int) -> list[_Section]:
     current = _Section(path=(), start=0)
 
     def close(end: int):
-        if current.bodies:
+        # A heading with nothing after it (end of file, before a promotion line) is still text.
+        if current.bodies or doc.text[current.start:end].strip():
             current.end = end
             sections.append(current)
 
@@ -196,10 +198,9 @@ def _sections(doc: Document, size: int) -> list[_Section]:
             lead_in = block.level > current.level and block.start - current.start < size // 4
             if not current.bodies or lead_in:
                 pending_start, carried = current.start, current.bodies
-                current.bodies = []
             else:
+                close(block.start)
                 pending_start, carried = block.start, []
-            close(block.start)
             while stack and stack[-1][0] >= block.level:
                 stack.pop()
             if block.heading != doc.title:  # the title heading is the document, not a section
@@ -226,7 +227,7 @@ def _pack(text: str, section: _Section, size: int, overlap: int) -> list[tuple[i
         return [(start, end)]
     pieces: list[tuple[int, int]] = []
     first = True
-    for s, e in section.bodies:
+    for s, e in section.bodies or [(start, end)]:
         if first:
             s, first = start, False  # the heading lines travel with the first paragraph
         if e - s <= size:
@@ -247,7 +248,8 @@ def _pack(text: str, section: _Section, size: int, overlap: int) -> list[tuple[i
     if out and cur_end - cur_start < size // 3 and cur_end - out[-1][0] <= longest:
         cur_start = out.pop()[0]  # a short tail joins the chunk before it
     out.append((cur_start, cur_end))
-    return [out[0]] + [(_overlap_start(boundaries, s, overlap), e) for s, e in out[1:]]
+    # Overlap never takes a chunk past the longest allowed.
+    return [out[0]] + [(_overlap_start(boundaries, s, min(overlap, longest - (e - s))), e) for s, e in out[1:]]
 
 
 def _split_long(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:

@@ -28,6 +28,7 @@ _HEADING_MARKS = re.compile(r"^#{1,6}\s+|^\*\*|\*\*$")
 class Skipped:
     path: str
     reason: str
+    duplicate_of: str | None = None
 
 
 @dataclass

@@ -38,9 +38,8 @@ class EmbeddingCache:
             batch = keys[i:i + 500]
             marks = ",".join("?" * len(batch))
             for key, blob in self._db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", batch):
-                vec = np.frombuffer(blob, dtype=np.float32)
-                if vec.shape == (dim,):  # a wrong-sized blob is ignored and recomputed
-                    found[key] = vec
+                if isinstance(blob, bytes) and len(blob) == dim * 4:  # a damaged blob is recomputed
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:

@@ -14,6 +14,7 @@ Models load on first use, once per process (``get_embedder``).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import threading
@@ -96,7 +97,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def __init__(self, name_or_path: str):
         self.name = name_or_path
-        self.id = f"st:{Path(name_or_path).name if Path(name_or_path).exists() else name_or_path}"
+        self.id = f"st:{_model_fingerprint(Path(name_or_path))}" if Path(name_or_path).exists() else f"st:{name_or_path}"
         self._model = None
         self._lock = threading.Lock()
 
@@ -117,7 +118,9 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, "query")
@@ -132,6 +135,19 @@ class SentenceTransformerEmbedder(Embedder):
         vectors = self.model.encode(list(texts), prompt_name=prompt_name, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
+
+
+def _model_fingerprint(folder: Path) -> str:
+    """``name@hash`` of a local model folder: two different models both kept in
+    folders called ``model`` must not share an index or cached vectors."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(folder).as_posix()
+            # Small config files by content, weights by size (hashing GBs at every start is too slow).
+            digest.update(rel.encode())
+            digest.update(path.read_bytes() if path.suffix == ".json" else str(path.stat().st_size).encode())
+    return f"{folder.resolve().name}@{digest.hexdigest()[:12]}"
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,7 +1,10 @@
 """``python -m rag.eval --qa FILE.jsonl [--retrieval-only | --no-llm] [--k N] [--json]``
 
 Retrieval metrics (hit@1/3/5, MRR@10, overall and per language) for every
-answerable question in the file. Settings flags let the same harness run a
+answerable question in the file: ``--no-llm`` without any model,
+``--retrieval-only`` with the full retrieval path (LLM query translation
+included). Without either flag every question is also answered, and answer
+metrics are added (language, citations, latency). Settings flags let the same harness run a
 baseline, e.g. ``--chunker fixed --retrieval dense --no-glossary``.
 """
 
@@ -14,7 +17,7 @@ import time
 
 from .cli import ProgressBars, run, setup_logging
 from .config import Settings
-from .evaluation import MRR_AT, Outcome, first_hit_rank, load_questions, retrieval_metrics
+from .evaluation import MRR_AT, Outcome, answer_metrics, first_hit_rank, load_questions, retrieval_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,21 +44,36 @@ def main(argv: list[str] | None = None) -> int:
                                  chunker=args.chunker, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
                                  retrieval=args.retrieval, glossary=False if args.no_glossary else None)
 
-    from .service import open_retriever
+    from .service import build_chain, open_retriever
 
     questions = load_questions(args.qa)
     bars = ProgressBars()
-    retriever = open_retriever(settings, progress=bars)
+    answers_wanted = not (args.no_llm or args.retrieval_only)
+    if args.no_llm:
+        retriever = open_retriever(settings, progress=bars)
+        chain = None
+    else:
+        chain = build_chain(settings, progress=bars)
+        retriever = chain.retriever
     bars.close()
-    outcomes, started = [], time.perf_counter()
+    outcomes, answers, started = [], [], time.perf_counter()
     for q in questions:
-        result = retriever(q.question, k=max(MRR_AT, args.k))
+        if chain is None:
+            result = retriever(q.question, k=max(MRR_AT, args.k))
+        else:
+            state = chain.rewrite(q.question)  # the full path: glossary and LLM translation
+            result = retriever(q.question, k=max(MRR_AT, args.k), queries=state.queries)
         chunks = [h.chunk for h in result.hits]
         outcomes.append(Outcome(q, first_hit_rank(chunks, q.gold) if q.answerable else None, [c.id for c in chunks]))
+        if answers_wanted:
+            answers.append((q, chain.invoke(q.question)))
     metrics = retrieval_metrics(outcomes)
     metrics["seconds_per_question"] = (time.perf_counter() - started) / max(1, len(questions))
+    if answers_wanted:
+        metrics["answers"] = answer_metrics(answers)
     metrics["settings"] = {k: settings.as_dict()[k] for k in ("embedder", "chunker", "chunk_size", "chunk_overlap",
-                                                               "retrieval", "glossary")}
+                                                               "retrieval", "glossary", "llm_model")}
+    metrics["mode"] = "no-llm" if args.no_llm else "retrieval-only" if args.retrieval_only else "answers"
     if args.json:
         print(json.dumps(metrics, ensure_ascii=False, indent=1))
     else:
@@ -73,6 +91,9 @@ def _print_table(metrics: dict) -> None:
     rows = [("all", metrics)] + list(metrics["by_lang"].items())
     for name, row in rows:
         print(f"{name:8}" + "".join(f"{row[k]:>9}" if k == "n" else f"{row[k]:>9.3f}" for k in keys))
+    if "answers" in metrics:
+        print("answers: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                      for k, v in metrics["answers"].items()))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RagError
-from .types import Chunk
+from . import lang
+from .types import Answer, Chunk
 
 KS = (1, 3, 5)
 MRR_AT = 10
@@ -88,3 +89,21 @@ def retrieval_metrics(outcomes: list[Outcome]) -> dict:
     result["by_lang"] = {lang: summary([o for o in answerable if o.question.lang == lang])
                          for lang in sorted({o.question.lang for o in answerable})}
     return result
+
+
+def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
+    """Shares over the answers that were not refusals, and mean latency over all.
+
+    ``in_language``: the answer is written in the question's language;
+    ``cited``: it carries at least one valid citation.
+    """
+    answered = [(q, a) for q, a in pairs if not a.refused]
+    n = len(answered)
+    return {
+        "n": len(pairs),
+        "answered": n,
+        "in_language": sum(1 for q, a in answered if lang.detect(a.text) == q.lang) / n if n else 0.0,
+        "cited": sum(1 for _, a in answered if a.citations) / n if n else 0.0,
+        "mean_seconds": sum(a.timings.get("rewrite", 0) + a.timings.get("retrieve", 0) + a.timings.get("prompt", 0)
+                            + a.timings.get("generate", 0) for _, a in pairs) / len(pairs) if pairs else 0.0,
+    }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 FORMAT = "bm25/1"
 
-_WORD = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
+_WORD = re.compile(r"[^\W_]", re.UNICODE)  # a letter, digit or CJK character
 # Words that say "this is a question" rather than what it is about.
 STOPWORDS = frozenset(
     """的 了 是 在 和 与 及 或 等 吗 呢 吧 啊 什么 怎么 怎样 如何 为什么 哪些 哪个 一个 一些 这个 那个 这些 那些

@@ -49,6 +49,13 @@ class Retriever:
         self.rewriters = list(rewriters or [])
         self.use_dense = settings.retrieval in ("hybrid", "dense")
         self.use_lexical = settings.retrieval in ("hybrid", "lexical")
+        self._all: np.ndarray | None = None
+
+    def all_vectors(self) -> np.ndarray:
+        """Every passage vector in the index (a few hundred rows: cheap to hold)."""
+        if self._all is None:
+            self._all = self.index.dense.reconstruct_n(0, self.index.dense.ntotal)
+        return self._all
 
     def vectors(self, hits: list[Hit]) -> np.ndarray:
         """The stored passage vectors of ``hits`` (no re-embedding)."""

@@ -61,4 +61,5 @@ def build_chain(settings: Settings, progress: Progress | None = None):
     chat_model = get_chat_model(settings)
     rewriters = rewriters_for(settings) + [LLMTranslator(chat_model)]
     retriever = open_retriever(settings, progress, rewriters=rewriters)
-    return AnswerChain(retriever, chat_model, settings, rewriters, CitationChecker(retriever.embedder))
+    checker = CitationChecker(retriever.embedder, retriever.all_vectors())
+    return AnswerChain(retriever, chat_model, settings, rewriters, checker)

@@ -229,7 +229,7 @@ def update_index(settings: Settings, full: bool = False, progress: Progress | No
             for chunk in previous.chunks:
                 old_by_doc.setdefault(chunk.doc, []).append(chunk)
         chunks, files, skipped = _collect(settings, changes, reuse, old_by_doc, previous, progress)
-        chunks = list({c.id: c for c in chunks}.values())  # equal content, one entry
+        chunks = list({c.id: c for c in chunks}.values())  # a passage repeated within a section, once
 
         texts = [embedding_text(c) for c in chunks]
         cache = EmbeddingCache(index_dir / "embeddings.sqlite")
@@ -258,7 +258,8 @@ def update_index(settings: Settings, full: bool = False, progress: Progress | No
             embedder={"id": embedder.id, "dim": int(vectors.shape[1]) if len(vectors) else embedder.dim},
             chunking=chunking_params(settings),
             files=files,
-            skipped={s.path: {"sha256": _sha256(settings.corpus_dir / s.path), "reason": s.reason} for s in skipped},
+            skipped={s.path: {"sha256": _sha256(settings.corpus_dir / s.path), "reason": s.reason,
+                              "duplicate_of": s.duplicate_of} for s in skipped},
             counts={"documents": len(files), "chunks": len(chunks)},
             created=_now(),
         )
@@ -290,17 +291,24 @@ def _previous(settings: Settings, embedder: Embedder) -> _Previous | None:
 
 
 def _collect(settings, changes, reuse, old_by_doc, previous, progress):
-    to_read = [p for p in changes.added + changes.changed + changes.unchanged if p not in reuse]
+    """Chunks and manifest entries for every file: reused from the previous build
+    where unchanged, read and split otherwise. A file whose bytes equal an
+    indexed file's is skipped as a duplicate (and re-examined on every build,
+    in case the original goes away)."""
     chunks: list[Chunk] = []
     files: dict[str, dict] = {}
     skipped: list[corpus.Skipped] = []
+    to_read = sorted(p for p in changes.added + changes.changed + changes.unchanged if p not in reuse)
     for path in sorted(reuse):
         if path in previous.manifest.files:
             chunks.extend(old_by_doc.get(path, []))
             files[path] = previous.manifest.files[path]
+        elif previous.manifest.skipped[path].get("duplicate_of"):
+            to_read.append(path)
         else:  # a file that failed last time and has not changed still fails
             skipped.append(corpus.Skipped(path, previous.manifest.skipped[path]["reason"]))
-    for i, path in enumerate(sorted(to_read)):
+    indexed_by_hash = {entry["sha256"]: path for path, entry in files.items()}
+    for i, path in enumerate(to_read):
         if progress:
             progress("read", i, len(to_read))
         try:
@@ -309,6 +317,11 @@ def _collect(settings, changes, reuse, old_by_doc, previous, progress):
             log.warning("skipping %s", exc)
             skipped.append(corpus.Skipped(path, str(exc)))
             continue
+        if doc.sha256 in indexed_by_hash:
+            original = indexed_by_hash[doc.sha256]
+            skipped.append(corpus.Skipped(path, f"{path}: same content as {original}, not indexed twice", original))
+            continue
+        indexed_by_hash[doc.sha256] = path
         doc_chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap, settings.chunker)
         chunks.extend(doc_chunks)
         files[path] = {"sha256": doc.sha256, "title": doc.title, "chunks": len(doc_chunks),

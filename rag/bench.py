@@ -1,0 +1,135 @@
+"""``python -m rag.bench [--questions N] [--json] [--skip-cli]``: measure, in one run,
+
+1. the answer chain against raw llama-cpp-python on the same prompt: time to
+   first token (TTFT) and generation speed, warm (model loaded, the fixed
+   system prompt already in the KV cache, the passages new);
+2. retrieval latency for the no-LLM path;
+3. the end-to-end CLI (``python -m rag.ask``) in a fresh process, first run
+   (cold: models and index read from disk) and second run (warm page cache).
+
+Both sides use one model file and the same decoding settings; each measured
+call is preceded by a call with a different question so that only the system
+prefix is cached, as in real use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+from .cli import run, setup_logging
+from .config import Settings
+
+QUESTIONS = [
+    "What is LoRA?",
+    "什么是模型幻觉？",
+    "大模型为什么会出现复读机问题？",
+    "Why do Transformers use layer normalization rather than batch normalization?",
+    "How can a large model process very long documents?",
+    "什么是思维链？",
+]
+PRIMER = "什么是涌现能力？"
+
+
+def _raw_stream(llama, messages, settings: Settings) -> dict:
+    started, first, n = time.perf_counter(), None, 0
+    for part in llama.create_chat_completion(messages, stream=True, max_tokens=settings.max_tokens,
+                                             temperature=settings.temperature, top_p=0.9,
+                                             repeat_penalty=settings.repeat_penalty,
+                                             stop=["<|im_end|>", "</passages>"]):
+        if part["choices"][0]["delta"].get("content"):
+            if first is None:
+                first = time.perf_counter() - started
+            n += 1
+    total = time.perf_counter() - started
+    return {"ttft": first or total, "tokens": n, "tokens_per_s": n / (total - first) if first and total > first else 0.0}
+
+
+def bench_chain_vs_raw(settings: Settings, questions: list[str]) -> dict:
+    from llama_cpp import Llama
+
+    from .types import Answer
+    from .llm import to_openai_messages
+    from .models import resolve_gguf
+    from .service import build_chain
+
+    chain = build_chain(settings)
+    raw = Llama(model_path=str(resolve_gguf(settings.llm_model, settings.cache_dir)), n_ctx=settings.n_ctx,
+                n_threads=settings.threads, n_batch=512, verbose=False)
+    chain.invoke(PRIMER)  # loads everything once
+    rows = []
+    for q in questions:
+        state = chain.prompt(chain.retrieve(chain.rewrite(q)))
+        messages = to_openai_messages(state.messages)
+        _raw_stream(raw, to_openai_messages(chain.prompt(chain.retrieve(chain.rewrite(PRIMER))).messages), settings)
+        raw_row = _raw_stream(raw, messages, settings)
+        chain.invoke(PRIMER)
+        answer = [e for e in chain.stream(q) if isinstance(e, Answer)][0]
+        rows.append({"question": q, "prompt_tokens": state.prompt_tokens,
+                     "raw_ttft": raw_row["ttft"], "raw_tokens_per_s": raw_row["tokens_per_s"],
+                     "chain_ttft": answer.timings["ttft"], "chain_tokens_per_s": answer.timings.get("tokens_per_s", 0.0),
+                     "chain_rewrite": answer.timings.get("rewrite", 0.0),
+                     "chain_retrieve": answer.timings.get("retrieve", 0.0),
+                     "refused": answer.refused})
+    return {"rows": rows, "summary": {
+        k: statistics.median(r[k] for r in rows)
+        for k in ("prompt_tokens", "raw_ttft", "chain_ttft", "raw_tokens_per_s", "chain_tokens_per_s",
+                  "chain_rewrite", "chain_retrieve")}}
+
+
+def bench_cli(question: str, settings: Settings) -> dict:
+    command = [sys.executable, "-m", "rag.ask", "--index", str(settings.index_dir), "--corpus",
+               str(settings.corpus_dir), "--model", settings.llm_model, question]
+    out = {}
+    for label in ("first", "second"):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        out[label] = time.perf_counter() - started
+    command_no_llm = command[:3] + ["--no-llm"] + command[3:]
+    started = time.perf_counter()
+    subprocess.run(command_no_llm, check=True, capture_output=True)
+    out["no_llm"] = time.perf_counter() - started
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=int, default=len(QUESTIONS))
+    parser.add_argument("--model", help="llama-cpp preset or .gguf path (default qwen2.5-coder-1.5b)")
+    parser.add_argument("--index")
+    parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(False)
+    settings = Settings.from_env(llm_model=args.model, index_dir=args.index)
+    result = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                          "platform": platform.platform()},
+              "model": settings.llm_model, "threads": settings.threads, "context_tokens": settings.context_tokens}
+    result["chain_vs_raw"] = bench_chain_vs_raw(settings, QUESTIONS[: args.questions])
+    if not args.skip_cli:
+        result["cli_seconds"] = bench_cli("什么是模型幻觉？", settings)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return 0
+    s = result["chain_vs_raw"]["summary"]
+    print(f"model {settings.llm_model}, {settings.threads} threads, medians over {args.questions} questions")
+    print(f"  prompt tokens          {s['prompt_tokens']:.0f}")
+    print(f"  TTFT raw / chain       {s['raw_ttft']:.2f} s / {s['chain_ttft']:.2f} s")
+    print(f"  tokens/s raw / chain   {s['raw_tokens_per_s']:.1f} / {s['chain_tokens_per_s']:.1f}")
+    print(f"  chain rewrite, retrieve {s['chain_rewrite']:.2f} s, {s['chain_retrieve']:.3f} s")
+    for row in result["chain_vs_raw"]["rows"]:
+        print(f"    {row['question'][:40]:40} tokens {row['prompt_tokens']:4}  ttft {row['raw_ttft']:.2f}/{row['chain_ttft']:.2f}"
+              f"  tok/s {row['raw_tokens_per_s']:.1f}/{row['chain_tokens_per_s']:.1f}")
+    if "cli_seconds" in result:
+        c = result["cli_seconds"]
+        print(f"  CLI end to end: first {c['first']:.1f} s, second {c['second']:.1f} s, --no-llm {c['no_llm']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
