@@ -37,17 +37,19 @@ PRIMER = "什么是涌现能力？"
 
 
 def _raw_stream(llama, messages, settings: Settings) -> dict:
-    started, first, n = time.perf_counter(), None, 0
+    started, first, last, n = time.perf_counter(), None, None, 0
     for part in llama.create_chat_completion(messages, stream=True, max_tokens=settings.max_tokens,
                                              temperature=settings.temperature, top_p=0.9,
                                              repeat_penalty=settings.repeat_penalty,
                                              stop=["<|im_end|>", "</passages>"]):
         if part["choices"][0]["delta"].get("content"):
+            last = time.perf_counter() - started
             if first is None:
-                first = time.perf_counter() - started
+                first = last
             n += 1
     total = time.perf_counter() - started
-    return {"ttft": first or total, "tokens": n, "tokens_per_s": n / (total - first) if first and total > first else 0.0}
+    # The chain's definition too: decode rate between the first and the last token.
+    return {"ttft": first or total, "tokens": n, "tokens_per_s": (n - 1) / (last - first) if n > 1 and last > first else 0.0}
 
 
 def bench_chain_vs_raw(settings: Settings, questions: list[str]) -> dict:
@@ -60,7 +62,7 @@ def bench_chain_vs_raw(settings: Settings, questions: list[str]) -> dict:
 
     chain = build_chain(settings)
     raw = Llama(model_path=str(resolve_gguf(settings.llm_model, settings.cache_dir)), n_ctx=settings.n_ctx,
-                n_threads=settings.threads, n_batch=512, verbose=False)
+                n_threads=settings.threads, n_batch=512, flash_attn=True, verbose=False)
     chain.invoke(PRIMER)  # loads everything once
     rows = []
     for q in questions:
@@ -73,12 +75,14 @@ def bench_chain_vs_raw(settings: Settings, questions: list[str]) -> dict:
         rows.append({"question": q, "prompt_tokens": state.prompt_tokens,
                      "raw_ttft": raw_row["ttft"], "raw_tokens_per_s": raw_row["tokens_per_s"],
                      "chain_ttft": answer.timings["ttft"], "chain_tokens_per_s": answer.timings.get("tokens_per_s", 0.0),
+                     # what a user waits: from the question to the first token, rewriting and retrieval included
+                     "chain_ttft_total": sum(answer.timings.get(k, 0.0) for k in ("rewrite", "retrieve", "prompt", "ttft")),
                      "chain_rewrite": answer.timings.get("rewrite", 0.0),
                      "chain_retrieve": answer.timings.get("retrieve", 0.0),
                      "refused": answer.refused})
     return {"rows": rows, "summary": {
         k: statistics.median(r[k] for r in rows)
-        for k in ("prompt_tokens", "raw_ttft", "chain_ttft", "raw_tokens_per_s", "chain_tokens_per_s",
+        for k in ("prompt_tokens", "raw_ttft", "chain_ttft", "chain_ttft_total", "raw_tokens_per_s", "chain_tokens_per_s",
                   "chain_rewrite", "chain_retrieve")}}
 
 
@@ -119,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     s = result["chain_vs_raw"]["summary"]
     print(f"model {settings.llm_model}, {settings.threads} threads, medians over {args.questions} questions")
     print(f"  prompt tokens          {s['prompt_tokens']:.0f}")
-    print(f"  TTFT raw / chain       {s['raw_ttft']:.2f} s / {s['chain_ttft']:.2f} s")
+    print(f"  TTFT raw / chain       {s['raw_ttft']:.2f} s / {s['chain_ttft']:.2f} s "
+          f"(chain from the question, rewriting and retrieval included: {s['chain_ttft_total']:.2f} s)")
     print(f"  tokens/s raw / chain   {s['raw_tokens_per_s']:.1f} / {s['chain_tokens_per_s']:.1f}")
     print(f"  chain rewrite, retrieve {s['chain_rewrite']:.2f} s, {s['chain_retrieve']:.3f} s")
     for row in result["chain_vs_raw"]["rows"]:
         print(f"    {row['question'][:40]:40} tokens {row['prompt_tokens']:4}  ttft {row['raw_ttft']:.2f}/{row['chain_ttft']:.2f}"
+              f" (total {row['chain_ttft_total']:.2f})"
               f"  tok/s {row['raw_tokens_per_s']:.1f}/{row['chain_tokens_per_s']:.1f}")
     if "cli_seconds" in result:
         c = result["cli_seconds"]

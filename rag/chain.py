@@ -89,7 +89,7 @@ class AnswerChain:
     def _generate(self, state: State) -> Iterator[Delta | Answer]:
         started = time.perf_counter()
         vectors = self.retriever.vectors([p.hit for p in state.passages])
-        buffer, raw, sentences, first, pieces, held = SentenceBuffer(), "", [], None, 0, True
+        buffer, raw, sentences, first, last, pieces, held = SentenceBuffer(), "", [], None, None, 0, True
 
         def check(raw_sentence: str) -> Iterator[Delta]:
             if NOT_FOUND in raw_sentence:
@@ -102,8 +102,9 @@ class AnswerChain:
             text = str(chunk.content)
             if not text:
                 continue
+            last = time.perf_counter() - started
             if first is None:
-                first = time.perf_counter() - started
+                first = last
             pieces += 1
             raw += text
             if held and raw.lstrip().startswith(NOT_FOUND[: len(raw.lstrip())]):
@@ -115,8 +116,8 @@ class AnswerChain:
             yield from check(piece)
         total = time.perf_counter() - started
         timings = {**state.retrieval.timings, **state.timings, "ttft": first or total, "generate": total}
-        if pieces and first is not None and total > first:
-            timings["tokens_per_s"] = pieces / (total - first)
+        if pieces > 1 and last > first:
+            timings["tokens_per_s"] = (pieces - 1) / (last - first)  # decode rate, first to last token
         refused = raw.strip().startswith(NOT_FOUND) or not sentences
         text = t(state.language, "refusal") if refused else render(sentences, state.language).strip()
         citations = sorted({n for s in sentences for n in s.citations})

@@ -33,6 +33,7 @@ ENV_VARS = {
     "RAG_THREADS": "threads",
     "RAG_BACKEND": "llm_backend",
     "RAG_MODEL": "llm_model",
+    "RAG_REWRITE_MODEL": "rewrite_model",
     "RAG_BASE_URL": "llm_base_url",
     "OPENAI_API_KEY": "llm_api_key",
     "RAG_API_KEY": "llm_api_key",
@@ -69,11 +70,15 @@ class Settings:
     # model name a server at llm_base_url serves (vLLM, Ollama, llama.cpp ...).
     llm_backend: str = "llama-cpp"
     llm_model: str = "qwen2.5-coder-1.5b"
+    # With llama-cpp, English questions are translated for retrieval by this
+    # smaller model: a second instance leaves the answer model's cached prompt
+    # prefix in place (see rag/rewrite.py). Other backends use llm_model.
+    rewrite_model: str = "qwen2.5-coder-0.5b"
     llm_base_url: str = ""
     llm_api_key: str = ""
     # Passages given to the model, in its tokens. Prompt processing runs at
     # ~100-150 tokens/s on two cores, so this bounds the time to first token.
-    context_tokens: int = 600
+    context_tokens: int = 420
     max_tokens: int = 320
     temperature: float = 0.1
     repeat_penalty: float = 1.1

@@ -74,10 +74,14 @@ class Retriever:
         rankings: list[list[int]] = []
         dense_best: dict[int, float] = {}
         lexical_best: dict[int, float] = {}
+        relevance = None
         if n and self.use_dense:
             t = time.perf_counter()
             vectors = self.embedder.embed_queries(queries)
-            scores, rows = self.index.dense.search(np.ascontiguousarray(vectors, dtype=np.float32), n)
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            scores, rows = self.index.dense.search(vectors, n)
+            background = np.median(vectors @ self.all_vectors().T, axis=1)
+            relevance = float(np.max(scores[:, 0] - background))
             for score_row, id_row in zip(scores, rows):
                 ranking = [int(i) for i in id_row if i >= 0]
                 rankings.append(ranking)
@@ -99,4 +103,4 @@ class Retriever:
         hits = [Hit(chunk=self.index.chunks[i], score=s, dense_score=dense_best.get(i),
                     lexical_score=lexical_best.get(i), row=i) for i, s in fused]
         timings["retrieve"] = time.perf_counter() - started
-        return Retrieval(question=question, queries=queries, hits=hits, timings=timings)
+        return Retrieval(question=question, queries=queries, hits=hits, timings=timings, relevance=relevance)

@@ -126,9 +126,7 @@ class LLMTranslator:
     def rewrite(self, question: str) -> list[str]:
         if lang.detect(question) != "en":
             return []
-        model = self.chat_model
-        if hasattr(model, "max_tokens"):
-            model = model.model_copy(update={"max_tokens": self.max_tokens, "temperature": 0.0})
-        reply = model.invoke(self.messages(question), stop=["\n"])
+        reply = self.chat_model.invoke(self.messages(question), stop=["\n"], max_tokens=self.max_tokens,
+                                       temperature=0.0)
         text = str(reply.content).strip().strip('"“”')
         return [text] if lang.has_cjk(text) else []

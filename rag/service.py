@@ -59,7 +59,9 @@ def build_chain(settings: Settings, progress: Progress | None = None):
     from .rewrite import LLMTranslator
 
     chat_model = get_chat_model(settings)
-    rewriters = rewriters_for(settings) + [LLMTranslator(chat_model)]
+    translator = (get_chat_model(settings.with_(llm_model=settings.rewrite_model))
+                  if settings.llm_backend == "llama-cpp" and settings.rewrite_model else chat_model)
+    rewriters = rewriters_for(settings) + [LLMTranslator(translator)]
     retriever = open_retriever(settings, progress, rewriters=rewriters)
     checker = CitationChecker(retriever.embedder, retriever.all_vectors())
     return AnswerChain(retriever, chat_model, settings, rewriters, checker)

@@ -87,6 +87,10 @@ class Retrieval:
     queries: list[str]
     hits: list[Hit]
     timings: dict[str, float] = field(default_factory=dict)
+    # How far the best passage stands out: the largest margin, over the query
+    # variants, of the top cosine over the median cosine to every passage.
+    # Near 0 when nothing in the index is about the question (rag/gate.py).
+    relevance: float | None = None
 
 
 @dataclass

