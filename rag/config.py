@@ -31,6 +31,8 @@ ENV_VARS = {
     "RAG_TOP_K": "top_k",
     "RAG_CACHE": "cache_dir",
     "RAG_THREADS": "threads",
+    "RAG_GATE": "gate_threshold",
+    "RAG_STRICT": "strict",
     "RAG_BACKEND": "llm_backend",
     "RAG_MODEL": "llm_model",
     "RAG_REWRITE_MODEL": "rewrite_model",
@@ -79,6 +81,11 @@ class Settings:
     # Passages given to the model, in its tokens. Prompt processing runs at
     # ~100-150 tokens/s on two cores, so this bounds the time to first token.
     context_tokens: int = 420
+    # Refuse without calling the LLM when the best passage stands out from the
+    # corpus by less than this cosine margin (calibrated: docs/EVAL.md; 0 = off).
+    gate_threshold: float = 0.029
+    # Drop answer sentences no cited passage supports (otherwise they are flagged).
+    strict: bool = False
     max_tokens: int = 320
     temperature: float = 0.1
     repeat_penalty: float = 1.1

@@ -37,12 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrieval", help="hybrid (default) | dense | lexical")
     parser.add_argument("--no-glossary", action="store_true", help="no English->Chinese term expansion")
     parser.add_argument("--misses", action="store_true", help="list the questions whose passage was not in the top 5")
+    parser.add_argument("--dump", help="write every answer (sentences, scores, citations) to this JSON-lines file")
+    parser.add_argument("--model", help="the answering model (default qwen2.5-coder-1.5b)")
+    parser.add_argument("--strict", action="store_true", help="drop unsupported sentences")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder,
                                  chunker=args.chunker, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
-                                 retrieval=args.retrieval, glossary=False if args.no_glossary else None)
+                                 retrieval=args.retrieval, glossary=False if args.no_glossary else None,
+                                 llm_model=args.model, strict=True if args.strict else None)
 
     from .service import build_chain, open_retriever
 
@@ -71,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     metrics["seconds_per_question"] = (time.perf_counter() - started) / max(1, len(questions))
     if answers_wanted:
         metrics["answers"] = answer_metrics(answers)
+        if args.dump:
+            from .ask import answer_json
+
+            with open(args.dump, "w", encoding="utf-8") as f:
+                for q, a in answers:
+                    f.write(json.dumps({"id": q.id, "lang": q.lang, "answerable": q.answerable, **answer_json(a)},
+                                       ensure_ascii=False) + "\n")
     metrics["settings"] = {k: settings.as_dict()[k] for k in ("embedder", "chunker", "chunk_size", "chunk_overlap",
                                                                "retrieval", "glossary", "llm_model")}
     metrics["mode"] = "no-llm" if args.no_llm else "retrieval-only" if args.retrieval_only else "answers"
@@ -94,6 +105,8 @@ def _print_table(metrics: dict) -> None:
     if "answers" in metrics:
         print("answers: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                       for k, v in metrics["answers"].items()))
+        print("(refusal_recall over unanswerable questions, false_refusals over answerable ones, "
+              "supported over answer sentences)")
 
 
 if __name__ == "__main__":

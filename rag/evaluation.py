@@ -92,18 +92,33 @@ def retrieval_metrics(outcomes: list[Outcome]) -> dict:
 
 
 def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
-    """Shares over the answers that were not refusals, and mean latency over all.
+    """Answer-level metrics.
 
-    ``in_language``: the answer is written in the question's language;
-    ``cited``: it carries at least one valid citation.
+    * ``refusal_recall``: share of unanswerable questions refused;
+    * ``false_refusals``: share of answerable questions refused;
+    * ``supported``: share of answer sentences (claims) supported by their citations;
+    * ``cited`` / ``in_language``: shares of the non-refused answers with at least
+      one valid citation / written in the question's language;
+    * ``refused_by``: how refusals came about (gate, model, unsupported).
     """
     answered = [(q, a) for q, a in pairs if not a.refused]
+    unanswerable = [a for q, a in pairs if not q.answerable]
+    answerable = [a for q, a in pairs if q.answerable]
+    sentences = [s for _, a in answered for s in a.sentences]
+    reasons: dict[str, int] = {}
+    for _, a in pairs:
+        if a.refused:
+            reasons[a.refusal_reason or "?"] = reasons.get(a.refusal_reason or "?", 0) + 1
     n = len(answered)
     return {
         "n": len(pairs),
         "answered": n,
-        "in_language": sum(1 for q, a in answered if lang.detect(a.text) == q.lang) / n if n else 0.0,
+        "refusal_recall": sum(a.refused for a in unanswerable) / len(unanswerable) if unanswerable else 0.0,
+        "false_refusals": sum(a.refused for a in answerable) / len(answerable) if answerable else 0.0,
+        "supported": sum(s.supported for s in sentences) / len(sentences) if sentences else 0.0,
         "cited": sum(1 for _, a in answered if a.citations) / n if n else 0.0,
+        "in_language": sum(1 for q, a in answered if lang.detect(a.text) == q.lang) / n if n else 0.0,
         "mean_seconds": sum(a.timings.get("rewrite", 0) + a.timings.get("retrieve", 0) + a.timings.get("prompt", 0)
                             + a.timings.get("generate", 0) for _, a in pairs) / len(pairs) if pairs else 0.0,
+        "refused_by": reasons,
     }

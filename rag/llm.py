@@ -10,6 +10,7 @@ the weights load on the first call, once per process.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import threading
@@ -98,6 +99,8 @@ class LlamaCppChat(_StreamingChat):
                                     n_batch=512, flash_attn=True, verbose=False)
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"cannot load {self.model_path}: {exc}") from exc
+            # Free it before the interpreter tears down the C bindings it needs to do so.
+            atexit.register(self._llama.close)
 
         return self._llama
 

@@ -65,3 +65,22 @@ def build_chain(settings: Settings, progress: Progress | None = None):
     retriever = open_retriever(settings, progress, rewriters=rewriters)
     checker = CitationChecker(retriever.embedder, retriever.all_vectors())
     return AnswerChain(retriever, chat_model, settings, rewriters, checker)
+
+
+def refresh(chain) -> bool:
+    """Point a running chain at the live index if a build has replaced it.
+
+    The app keeps answering from the old index while a build runs; this swaps
+    in the new one afterwards (loading takes well under a second). Returns
+    True when it reloaded.
+    """
+    from .index.store import current_build
+
+    live = current_build(chain.settings.index_dir)
+    if live is None or live == chain.retriever.index.path:
+        return False
+    retriever = chain.retriever
+    retriever.index = load_index(chain.settings, retriever.embedder)
+    retriever._all = None  # the background vectors belong to the old index
+    chain.checker.background = retriever.all_vectors()
+    return True

@@ -126,3 +126,9 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Why it was refused: "gate" (nothing relevant retrieved; the LLM was not
+    # called), "model" (the model said the passages do not answer) or
+    # "unsupported" (no sentence of the reply was supported by a passage).
+    refusal_reason: str | None = None
+    topics: list[str] = field(default_factory=list)  # what the documents do cover, with a refusal
+    relevance: float | None = None

