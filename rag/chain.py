@@ -110,7 +110,7 @@ class AnswerChain:
         def emit(raw_sentence: str) -> Iterator[Delta]:
             if NOT_FOUND in raw_sentence:
                 return
-            sentence = self.checker.check([raw_sentence], state.passages, vectors)[0]
+            sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question)[0]
             if self.settings.strict and not sentence.supported:
                 return
             held_back.append(sentence)

@@ -140,14 +140,19 @@ class CitationChecker:
         # a copied phrase may embed poorly when short.
         return np.maximum(dense, 0.5 * dense + 0.5 * overlap)
 
-    def check(self, raw_sentences: list[str], passages: list[Passage], passage_vectors: np.ndarray) -> list[Sentence]:
+    def check(self, raw_sentences: list[str], passages: list[Passage], passage_vectors: np.ndarray,
+              question: str = "") -> list[Sentence]:
         """Verify each sentence against the passages and repair its markers.
 
         A marker to a passage that does not exist is dropped; a marker to one
         that does not support the sentence is moved to the passage that does,
         or removed; a sentence without markers gets its supporting passage.
-        ``supported`` is False when no passage supports the sentence.
+        ``supported`` is False when no passage supports the sentence, and also
+        when it states a number found in neither the passages nor the question:
+        similarity says a sentence is *about* the passage, not that its figures
+        come from it ("the LoRA paper appeared in 2019 [1]").
         """
+        context = " ".join(p.text for p in passages) + " " + question
         numbers = [p.n for p in passages]
         parsed = [parse_markers(s) for s in raw_sentences]
         claims = [i for i, (bare, _) in enumerate(parsed) if len(bare.strip()) >= self.t.min_chars]
@@ -164,6 +169,8 @@ class CitationChecker:
             kept = [n for n in cited if score_of[n] >= self.t.support]
             if not kept and best is not None and score_of[best] >= self.t.support:
                 kept = [best]
+            if novel_numbers(bare, context):
+                kept = []
             score = max((score_of[n] for n in kept), default=score_of.get(best, 0.0))
             out.append(Sentence(text=bare, citations=kept, supported=bool(kept), score=round(score, 3)))
         return out
@@ -191,6 +198,19 @@ def support_span(embedder: Embedder, sentence: str, passage_text: str) -> tuple[
     while s < e and passage_text[s].isspace():
         s += 1
     return s, e
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.:]\d+)*[A-Za-z%]*")
+_ENUMERATION = re.compile(r"^\s*(?:[-*•]\s*)?\d+[.)、]\s")
+
+
+def novel_numbers(sentence: str, context: str) -> list[str]:
+    """Numbers in ``sentence`` (list numbering aside) that ``context`` does not contain.
+
+    >>> novel_numbers("1. It has 175B parameters and came out in 2019.", "参数 175B")
+    ['2019']
+    """
+    return [n for n in _NUMBER.findall(_ENUMERATION.sub("", sentence)) if n not in context]
 
 
 UNSUPPORTED = "[?]"

@@ -96,3 +96,18 @@ def test_scores_are_between_zero_and_one(checker_and_passages):
     assert matrix.shape == (3, 3)
     assert np.all(matrix >= 0) and np.all(matrix <= 1)
     assert matrix[0].argmax() == 0 and matrix[1].argmax() == 1
+
+
+def test_a_number_the_passages_do_not_contain_makes_a_sentence_unsupported(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    out = checker.check(["LoRA 在 2019 年由某团队提出，它在特定层中注入低秩矩阵 [1]。"], passages, vectors, "LoRA 论文是谁写的？")
+    assert not out[0].supported and out[0].citations == []
+    again = checker.check(["LoRA 在特定层中注入低秩矩阵 [1]。"], passages, vectors, "LoRA 论文是谁写的？")
+    assert again[0].supported  # the same claim without the invented year stands
+
+
+def test_numbers_from_the_question_or_list_numbering_are_not_novel():
+    from rag.citations import novel_numbers
+
+    assert novel_numbers("2. 数据按 8:1:1 划分。", "训练集、验证集、测试集按 8:1:1") == []
+    assert novel_numbers("Qwen2-72B has 128 layers", "Qwen2-72B 有多少层") == ["128"]
