@@ -11,16 +11,20 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: app test setup index clean
+.PHONY: app test setup system-deps index clean
 
 app: setup index
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) \
-		--server.headless true --browser.gatherUsageStats false
+		--server.headless true --server.maxUploadSize 10 --browser.gatherUsageStats false
 
-test: setup
+test: setup system-deps
 	$(PY) -m pytest
 
 setup: $(STAMP)
+
+# Chromium and CJK fonts for the browser test, from Debian (apt-get); instant when present.
+system-deps:
+	bash scripts/system-deps.sh
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -190,6 +190,10 @@ def support_span(embedder: Embedder, sentence: str, passage_text: str) -> tuple[
         start = match.end()
     if passage_text[start:].strip():
         spans.append((start, len(passage_text)))
+    # Titles and lead-ins ("…主要如下：") introduce content rather than state it:
+    # prefer spans that end like a sentence.
+    stated = [(s, e) for s, e in spans if passage_text[s:e].rstrip().endswith(tuple("。！？；.!?;"))]
+    spans = stated or spans
     if not spans:
         return 0, len(passage_text)
     vectors = embedder.embed_passages([passage_text[s:e].strip() for s, e in spans])
