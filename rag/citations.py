@@ -6,25 +6,33 @@ similarity of embeddings (works across languages) plus the share of the
 sentence's jieba tokens found in the passage (catches copied wording). A
 sentence without a marker gets its best passage if that passage supports it;
 a marker pointing at a passage that does not exist is dropped.
+
+The small multilingual embedder matches an English sentence with the Chinese
+passage it translates much less surely than a Chinese one (docs/EVAL.md): an
+English sentence that no Chinese passage supports is translated by the local
+model and checked once more, so the cost falls only on the doubtful ones.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import lang
 from .embeddings import Embedder
 from .lexical import tokenize
 from .prompts import Passage
+from .terms import novel_terms
 from .types import Sentence
 
 MARKER = re.compile(
     r"\s*[\[【]\s*(?:passage|source|ref|段落|来源|文档|资料)?\s*(\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)\s*[\]】]",
     re.IGNORECASE)
 _END = re.compile(r"[。！？!?]|\.(?=\s|$|\[|【)|\n")
+_ENUMERATOR = re.compile(r"\s*(?:[-*•]\s*)?\d{1,2}\.")  # "2. " opens a list item; it ends nothing
 
 
 def parse_markers(sentence: str) -> tuple[str, list[int]]:
@@ -47,6 +55,8 @@ def split_sentences(text: str) -> list[str]:
 
     >>> split_sentences("A is B [1]. C is D.[2] 好。")
     ['A is B [1]. ', 'C is D.[2] ', '好。']
+    >>> split_sentences("1. Data first. 2. Then the model.")
+    ['1. Data first. ', '2. Then the model.']
     """
     sentences, rest = [], text
     while rest:
@@ -59,7 +69,7 @@ def split_sentences(text: str) -> list[str]:
 def _sentence_end(text: str, final: bool) -> int | None:
     """Where the first sentence of ``text`` ends (after its trailing markers and
     spaces), or None if that is not yet known because more text may follow."""
-    match = _END.search(text)
+    match = next((m for m in _END.finditer(text) if not _ENUMERATOR.fullmatch(text, 0, m.end())), None)
     if not match:
         return len(text) if final else None
     pos = match.end()
@@ -116,10 +126,12 @@ class Thresholds:
 
 
 class CitationChecker:
-    def __init__(self, embedder: Embedder, background: np.ndarray, thresholds: Thresholds | None = None):
+    def __init__(self, embedder: Embedder, background: np.ndarray, thresholds: Thresholds | None = None,
+                 translate: Callable[[str], str] | None = None):
         self.embedder = embedder
         self.background = background  # every passage vector in the index
         self.t = thresholds or Thresholds()
+        self.translate = translate  # English -> Chinese, "" when it fails; optional
 
     def scores(self, texts: list[str], passages: list[Passage], passage_vectors: np.ndarray) -> np.ndarray:
         """Support of each sentence (rows) by each passage (columns), 0..1."""
@@ -136,9 +148,14 @@ class CitationChecker:
             if tokens:
                 for j, ptokens in enumerate(passage_tokens):
                     overlap[i, j] = len(tokens & ptokens) / len(tokens)
-        # Either signal alone can show support: a translation shares no tokens,
-        # a copied phrase may embed poorly when short.
-        return np.maximum(dense, 0.5 * dense + 0.5 * overlap)
+        combined = 0.5 * dense + 0.5 * overlap
+        # A sentence in the passage's own language that shares none of its words
+        # is not taken from it, however close the embeddings ("澳大利亚的首都是
+        # 堪培拉" sits near a passage about LLaMA's uses); a translation shares no
+        # words, so across languages similarity alone may show support.
+        same_language = np.array([[(lang.detect(text) == "zh") == lang.has_cjk(p.text) for p in passages]
+                                  for text in texts])
+        return np.where(same_language, combined, np.maximum(dense, combined))
 
     def check(self, raw_sentences: list[str], passages: list[Passage], passage_vectors: np.ndarray,
               question: str = "") -> list[Sentence]:
@@ -148,20 +165,25 @@ class CitationChecker:
         that does not support the sentence is moved to the passage that does,
         or removed; a sentence without markers gets its supporting passage.
         ``supported`` is False when no passage supports the sentence, and also
-        when it states a number found in neither the passages nor the question:
-        similarity says a sentence is *about* the passage, not that its figures
-        come from it ("the LoRA paper appeared in 2019 [1]").
+        when it states a number or name its sources cannot vouch for
+        (``rag.terms.novel_terms``): similarity says a sentence is *about*
+        the passage, not that its particulars come from it ("the LoRA paper
+        appeared in 2019 [1]").
         """
-        context = " ".join(p.text for p in passages) + " " + question
+        context = " ".join(p.text for p in passages)
         numbers = [p.n for p in passages]
         parsed = [parse_markers(s) for s in raw_sentences]
-        claims = [i for i, (bare, _) in enumerate(parsed) if len(bare.strip()) >= self.t.min_chars]
-        matrix = self.scores([parsed[i][0].strip() for i in claims], passages, passage_vectors)
+        claims = [i for i, (bare, _) in enumerate(parsed) if self._is_claim(bare)]
+        texts = [parsed[i][0].strip() for i in claims]
+        matrix = self._cross_lingual(texts, passages, passage_vectors,
+                                     self.scores(texts, passages, passage_vectors))
         out: list[Sentence] = []
         for i, (bare, cited) in enumerate(parsed):
             cited = [n for n in cited if n in numbers]
-            if i not in claims:  # "好的。" and the like: nothing to check
-                out.append(Sentence(text=bare, citations=cited, supported=True, score=1.0))
+            novel = novel_terms(bare, context, question)
+            if i not in claims:  # "好的。", "The steps are:": nothing to check but their names
+                out.append(Sentence(text=bare, citations=[] if novel else cited, supported=not novel,
+                                    score=0.0 if novel else 1.0))
                 continue
             row = matrix[claims.index(i)]
             score_of = {n: float(row[numbers.index(n)]) for n in numbers}
@@ -169,11 +191,32 @@ class CitationChecker:
             kept = [n for n in cited if score_of[n] >= self.t.support]
             if not kept and best is not None and score_of[best] >= self.t.support:
                 kept = [best]
-            if novel_numbers(bare, context):
+            if novel:
                 kept = []
             score = max((score_of[n] for n in kept), default=score_of.get(best, 0.0))
             out.append(Sentence(text=bare, citations=kept, supported=bool(kept), score=round(score, 3)))
         return out
+
+    def _is_claim(self, bare: str) -> bool:
+        """Very short sentences ("好的。") and lead-ins ("The steps are:") state nothing to check."""
+        text = bare.strip()
+        return len(text) >= self.t.min_chars and not text.endswith((":", "："))
+
+    def _cross_lingual(self, texts: list[str], passages: list[Passage], passage_vectors: np.ndarray,
+                       matrix: np.ndarray) -> np.ndarray:
+        """Rescore English sentences that no Chinese passage supports, in Chinese."""
+        if self.translate is None or not any(lang.has_cjk(p.text) for p in passages):
+            return matrix
+        doubtful = [i for i, text in enumerate(texts)
+                    if matrix[i].max(initial=0.0) < self.t.support and not lang.has_cjk(text)]
+        translated = {i: self.translate(texts[i]) for i in doubtful}
+        translated = {i: text for i, text in translated.items() if text}
+        if translated:
+            rows = list(translated)
+            again = self.scores([translated[i] for i in rows], passages, passage_vectors)
+            matrix = matrix.copy()
+            matrix[rows] = np.maximum(matrix[rows], again)
+        return matrix
 
 
 def support_span(embedder: Embedder, sentence: str, passage_text: str) -> tuple[int, int]:
@@ -202,19 +245,6 @@ def support_span(embedder: Embedder, sentence: str, passage_text: str) -> tuple[
     while s < e and passage_text[s].isspace():
         s += 1
     return s, e
-
-
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.:]\d+)*[A-Za-z%]*")
-_ENUMERATION = re.compile(r"^\s*(?:[-*•]\s*)?\d+[.)、]\s")
-
-
-def novel_numbers(sentence: str, context: str) -> list[str]:
-    """Numbers in ``sentence`` (list numbering aside) that ``context`` does not contain.
-
-    >>> novel_numbers("1. It has 175B parameters and came out in 2019.", "参数 175B")
-    ['2019']
-    """
-    return [n for n in _NUMBER.findall(_ENUMERATION.sub("", sentence)) if n not in context]
 
 
 UNSUPPORTED = "[?]"

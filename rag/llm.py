@@ -228,8 +228,10 @@ def token_counter(chat_model) -> callable:
 
 
 def estimate_tokens(text: str) -> int:
-    """>>> estimate_tokens("什么是 LoRA")
-    5
+    """A rough token count, rounded up.
+
+    >>> estimate_tokens("什么是 LoRA")
+    4
     """
     cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
     return int(cjk * 0.8 + (len(text) - cjk) / 4 + 0.999)

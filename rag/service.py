@@ -59,11 +59,11 @@ def build_chain(settings: Settings, progress: Progress | None = None):
     from .rewrite import LLMTranslator
 
     chat_model = get_chat_model(settings)
-    translator = (get_chat_model(settings.with_(llm_model=settings.rewrite_model))
-                  if settings.llm_backend == "llama-cpp" and settings.rewrite_model else chat_model)
-    rewriters = rewriters_for(settings) + [LLMTranslator(translator)]
+    translator = LLMTranslator(get_chat_model(settings.with_(llm_model=settings.rewrite_model))
+                               if settings.llm_backend == "llama-cpp" and settings.rewrite_model else chat_model)
+    rewriters = rewriters_for(settings) + [translator]
     retriever = open_retriever(settings, progress, rewriters=rewriters)
-    checker = CitationChecker(retriever.embedder, retriever.all_vectors())
+    checker = CitationChecker(retriever.embedder, retriever.all_vectors(), translate=translator.translate)
     return AnswerChain(retriever, chat_model, settings, rewriters, checker)
 
 
@@ -80,7 +80,6 @@ def refresh(chain) -> bool:
     if live is None or live == chain.retriever.index.path:
         return False
     retriever = chain.retriever
-    retriever.index = load_index(chain.settings, retriever.embedder)
-    retriever._all = None  # the background vectors belong to the old index
+    retriever.reload(load_index(chain.settings, retriever.embedder))
     chain.checker.background = retriever.all_vectors()
     return True

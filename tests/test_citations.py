@@ -77,6 +77,35 @@ def test_unmarked_sentences_get_their_supporting_passage(checker_and_passages):
     assert all(s.supported for s in out)
 
 
+def test_an_english_sentence_no_chinese_passage_matches_is_checked_again_in_chinese(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    sentence = "It trains only a few parameters so that a large model adapts to new tasks."
+    assert not checker.check([sentence], passages, vectors)[0].supported  # too loose for the embedder alone
+    asked = []
+
+    def translate(text: str) -> str:
+        asked.append(text)
+        return "通过微调少量参数，使大模型能够适应新的任务。" if text == sentence else ""
+
+    helped = CitationChecker(checker.embedder, checker.background, translate=translate)
+    out = helped.check([sentence, "模型幻觉是指模型输出与事实不符的内容。", "Canberra is the capital of Australia."],
+                       passages, vectors)
+    assert [s.supported for s in out] == [True, True, False] and out[0].citations == [1]
+    # Only English sentences that failed are translated; the text shown stays the model's.
+    assert asked == [sentence, "Canberra is the capital of Australia."] and out[0].text == sentence
+
+
+def test_lead_ins_are_not_claims_but_their_names_are_checked(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    out = checker.check(["The main points are:", "Azure 的步骤如下："], passages, vectors, "How does Azure do it?")
+    assert [s.supported for s in out] == [True, False]
+
+
+def test_list_numbers_do_not_end_a_sentence():
+    assert split_sentences("1. LoRA 冻结权重。2. Data first. 3.5 is a number.") == \
+        ["1. LoRA 冻结权重。", "2. Data first. ", "3.5 is a number."]
+
+
 def test_marker_pointing_at_nothing_is_dropped(checker_and_passages):
     checker, passages, vectors = checker_and_passages
     out = checker.check(["LoRA 在特定层中注入低秩矩阵 [7]。"], passages, vectors)
@@ -107,7 +136,22 @@ def test_a_number_the_passages_do_not_contain_makes_a_sentence_unsupported(check
 
 
 def test_numbers_from_the_question_or_list_numbering_are_not_novel():
-    from rag.citations import novel_numbers
+    from rag.terms import novel_terms
 
-    assert novel_numbers("2. 数据按 8:1:1 划分。", "训练集、验证集、测试集按 8:1:1") == []
-    assert novel_numbers("Qwen2-72B has 128 layers", "Qwen2-72B 有多少层") == ["128"]
+    assert novel_terms("2. 数据按 8:1:1 划分。", "训练集、验证集、测试集按 8:1:1") == []
+    assert novel_terms("Qwen2-72B has 128 layers", "Qwen2-72B 有多少层") == ["128"]
+
+
+def test_a_name_the_passages_do_not_contain_is_novel_but_known_names_are_not():
+    from rag.terms import novel_terms
+
+    context = "LoRA 在特定层中注入低秩矩阵。GAN 生成人脸，如 StyleGAN2。"
+    assert novel_terms("The LoRA paper was written by Yann LeCun.", context) == ["LeCun"]
+    assert novel_terms("Pretrained GANs such as StyleGAN2 generate faces.", context) == []
+    assert novel_terms("Data preparation matters.", context) == []  # ordinary capitalised prose is not a name
+
+
+def test_a_sentence_naming_what_no_passage_mentions_is_unsupported(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    out = checker.check(["LoRA 由 Yann LeCun 提出，它在特定层中注入低秩矩阵 [1]。"], passages, vectors, "LoRA 论文是谁写的？")
+    assert not out[0].supported and out[0].citations == []

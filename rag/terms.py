@@ -1,0 +1,112 @@
+"""Names and numbers: the words an answer cannot take from anywhere but its sources.
+
+Embedding similarity tells that a sentence is *about* a passage, not that its
+particulars come from it: "The LoRA paper was written by Yann LeCun in 2019"
+sits close to any passage on LoRA. Two cheap, exact checks cover that gap:
+
+* a question that is mostly about names the knowledge base never mentions
+  ("How do I set up Azure AI Search?") is refused before generation;
+* an answer sentence that states a number or a specific name found in neither
+  its passages nor the question is unsupported.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import lang
+from .rewrite import GLOSSARY
+
+# A Latin-script word, keeping "GPT-4", "Qwen2-72B" and "v1.5" whole.
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
+_NUMBER = re.compile(r"(?<![\w.-])\d+(?:[.:]\d+)*[A-Za-z%]*")
+_ENUMERATION = re.compile(r"^\s*(?:[-*•]\s*)?\d+[.)、]\s")
+
+# Capitalised words that are grammar or generic, not names.
+_COMMON = frozenset("""
+i what why how which who whom whose when where is are was were do does did can could should would will shall
+may might must the a an in on of to and or for with my me you your we our it its if from by as at be this that
+these those not no any all some one two between about there than into more most much many instead use using used
+please tell explain describe compare give list name english chinese
+""".split())
+
+
+def _specific(word: str) -> bool:
+    """Mixed case, digits or an acronym: "LoRA", "GPT-4", "RLHF" — never ordinary prose."""
+    return len(word) > 1 and (any(c.isupper() for c in word[1:]) or any(c.isdigit() for c in word))
+
+
+def question_names(question: str) -> list[str]:
+    """The names a question asks about: specific words, and capitalised words
+    that do not open a sentence ("What is the capital of Australia?" -> Australia).
+
+    >>> question_names("How do I set up a vector index in Azure AI Search with LoRA?")
+    ['Azure', 'AI', 'Search', 'LoRA']
+    """
+    chinese = lang.detect(question) == "zh"  # Chinese capitalises no sentence start
+    names = []
+    for match in _WORD.finditer(question):
+        word = match.group(0)
+        if word.lower() in _COMMON or word in names:
+            continue
+        opens_sentence = not question[: match.start()].rstrip() or question[: match.start()].rstrip()[-1] in ".?!"
+        if _specific(word) or (word[0].isupper() and (chinese or not opens_sentence)):
+            names.append(word)
+    return names
+
+
+def specific_terms(text: str) -> list[str]:
+    """Numbers (list numbering aside) and specific names stated in ``text``.
+
+    >>> specific_terms("1. GPT-3 has 175B parameters, says OpenAI.")
+    ['175B', 'GPT-3', 'OpenAI']
+    """
+    text = _ENUMERATION.sub("", text)
+    numbers = _NUMBER.findall(text)
+    return numbers + [w for w in _WORD.findall(text) if _specific(w) and w not in numbers]
+
+
+def _forms(term: str) -> list[str]:
+    low = term.lower()
+    return [low, low[:-1]] if low.endswith("s") and len(low) > 3 else [low]  # "GANs" is "GAN"
+
+
+class Vocabulary:
+    """The Latin-script words and numbers a set of texts contains, case-insensitively;
+    an English term the glossary translates counts when its Chinese form occurs."""
+
+    def __init__(self, texts):
+        self.words: set[str] = set()
+        glossary = dict(GLOSSARY)
+        for text in texts:
+            self.words.update(w.lower() for w in _WORD.findall(text))
+            self.words.update(n.lower() for n in _NUMBER.findall(text))
+            found = {en for en, zh in glossary.items() if zh in text}
+            self.words.update(found)
+            for en in found:
+                del glossary[en]
+
+    def knows(self, term: str) -> bool:
+        return any(form in self.words for form in _forms(term))
+
+    def unknown(self, terms: list[str]) -> list[str]:
+        return [t for t in terms if not self.knows(t)]
+
+
+def novel_terms(sentence: str, passages: str, question: str = "") -> list[str]:
+    """What ``sentence`` states that its sources cannot vouch for: numbers and
+    specific names found in neither ``passages`` nor ``question``, and names
+    the question asks about that no passage mentions (an answer about
+    "Azure AI Search" from passages that never name it is not from them).
+
+    >>> novel_terms("1. It has 175B parameters and came out in 2019, by OpenAI.", "参数 175B")
+    ['2019', 'OpenAI']
+    >>> novel_terms("Create an Azure service first.", "向量数据库", "How do I set up Azure AI Search?")
+    ['Azure']
+    """
+    context = passages + " " + question
+    known = Vocabulary([context])
+    novel = [t for t in specific_terms(sentence) if not known.knows(t) and t not in context]
+    words = {w.lower() for w in _WORD.findall(sentence)}
+    unknown = Vocabulary([passages]).unknown(question_names(question))
+    return novel + [n for n in unknown if n.lower() in words and n not in novel]

@@ -1,0 +1,39 @@
+"""Names and numbers an answer cannot take from anywhere but its sources (rag.terms)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.terms import Vocabulary, novel_terms, question_names, specific_terms
+
+
+@pytest.mark.parametrize("question, names", [
+    ("What is the capital of Australia?", ["Australia"]),
+    ("Transformers: why LayerNorm?", ["LayerNorm"]),       # a capitalised first word is not a name
+    ("How does LoRA compare with GPT-4 and Qwen2-72B?", ["LoRA", "GPT-4", "Qwen2-72B"]),
+    ("Llama 2 是在什么开源许可证下发布的？", ["Llama"]),
+    ("what is lora", []),                                  # nothing capitalised, nothing specific
+    ("Why do I need Python? Does it help.", ["Python"]),     # "I" is grammar; "Does" opens a sentence
+])
+def test_question_names(question, names):
+    assert question_names(question) == names
+
+
+def test_specific_terms_are_numbers_and_non_prose_words():
+    assert specific_terms("2. GPT-3 has 175B parameters; its F1 is 0.9 (says OpenAI).") == \
+        ["175B", "0.9", "GPT-3", "F1", "OpenAI"]
+    assert specific_terms("**Model design** matters for Data and Training.") == []
+
+
+def test_vocabulary_knows_words_plurals_and_glossary_translations():
+    v = Vocabulary(["LoRA 冻结主权重。GAN 可以生成人脸。用知识蒸馏压缩模型。"])
+    assert v.knows("lora") and v.knows("GANs")
+    assert v.knows("knowledge distillation")  # the glossary's 知识蒸馏 occurs
+    assert v.unknown(["LoRA", "Azure", "RLHF"]) == ["Azure", "RLHF"]
+
+
+def test_question_names_the_passages_never_mention_are_novel_in_an_answer():
+    passages = "向量数据库用于检索。"
+    question = "How do I set up Azure AI Search?"
+    assert novel_terms("First create an Azure resource.", passages, question) == ["Azure"]
+    assert novel_terms("Vector databases store embeddings.", passages, question) == []
