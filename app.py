@@ -240,6 +240,10 @@ def supporting_spans(chain: AnswerChain, answer: Answer) -> dict[int, list[tuple
 def show_text(answer: Answer) -> None:
     if answer.refused:
         st.warning(answer.text, icon=":material/block:")
+        if answer.withdrawn:
+            st.caption(t(answer.language, "withdrawn"))
+        if answer.unknown_terms:
+            st.caption(f"{t(answer.language, 'unknown_terms')}: " + ", ".join(md_escape(x) for x in answer.unknown_terms))
         if answer.topics:
             st.caption(f"{ui(answer.language, 'topics')}: " + " · ".join(md_escape(x) for x in answer.topics))
         return
@@ -284,9 +288,10 @@ def show_trace(answer: Answer, threshold: float) -> None:
         if rows:
             st.table(pd.DataFrame(rows).set_index("#"))
         relevance = score(answer.relevance, 3)
-        passed = not (answer.refused and answer.refusal_reason == "gate")
+        passed = not (answer.refused and answer.refusal_reason in ("gate", "unknown"))
         verdict = ui(L, "passed") if passed else ui(L, "refused")
-        gate = (f"**{ui(L, 'gate')}:** {ui(L, 'relevance')} {relevance} {'≥' if passed else '<'} "
+        above = answer.relevance is None or answer.relevance >= threshold
+        gate = (f"**{ui(L, 'gate')}:** {ui(L, 'relevance')} {relevance} {'≥' if above else '<'} "
                 f"{ui(L, 'threshold')} {threshold:.3f} → {verdict}")
         if answer.refused:
             reason = answer.refusal_reason or ""

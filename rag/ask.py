@@ -92,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         _print_json({"question": question, "bare": bare, "grounded": data} if args.compare else data)
         return 0
     if answer.refused:
+        if answer.withdrawn:
+            print(f"\n{t(language, 'withdrawn')}")
         print(answer.text)
+        if answer.unknown_terms:
+            print(f"{t(language, 'unknown_terms')}: " + ", ".join(answer.unknown_terms))
         if answer.topics:
             print(f"{t(language, 'covered_topics')}: " + "; ".join(answer.topics))
     elif any(not s.supported for s in answer.sentences):
@@ -120,7 +124,8 @@ def retrieval_json(result: Retrieval) -> dict:
 
 def answer_json(answer: Answer) -> dict:
     return {"question": answer.question, "answer": answer.text, "refused": answer.refused,
-            "refusal_reason": answer.refusal_reason, "topics": answer.topics,
+            "refusal_reason": answer.refusal_reason, "topics": answer.topics, "unknown_terms": answer.unknown_terms,
+            "withdrawn": answer.withdrawn,
             "relevance": None if answer.relevance is None else round(answer.relevance, 4),
             "citations": answer.citations,
             "sources": [source_json(n, h) for n, h in enumerate(answer.sources, start=1)],

@@ -87,38 +87,55 @@ class AnswerChain:
 
     def generate(self, states: Iterator[State]) -> Iterator[Delta | Answer]:
         for state in states:
-            decision = self.gate(state.retrieval)
+            decision = self.gate(state.retrieval, self.retriever.vocabulary())
             if not decision.passed:
-                yield self._refusal(state, "gate", {"ttft": 0.0, "generate": 0.0})
+                yield self._refusal(state, decision.reason, {"ttft": 0.0, "generate": 0.0},
+                                    unknown_terms=decision.unknown)
             else:
                 yield from self._generate(self.prompt(state))
+
+    # A reply is an answer only if at least this share of its sentences is
+    # supported: one grounded line does not vouch for a page of invented steps
+    # (docs/EVAL.md: no answerable question of ours comes near it).
+    MIN_SUPPORTED_SHARE = 0.25
 
     def _generate(self, state: State) -> Iterator[Delta | Answer]:
         """Stream the reply sentence by sentence, each checked against the passages.
 
-        Nothing the passages do not support is shown before something they do:
-        sentences are held back until the first supported one, and a reply with
-        no supported sentence at all becomes a refusal. With ``strict`` the
-        unsupported sentences are dropped; otherwise they are flagged [?].
+        A sentence is shown once the supported sentences so far are at least
+        as many as the unsupported ones; until then it is held back, so a reply
+        that starts off ungrounded shows nothing. At the end the reply becomes
+        a refusal if fewer than ``MIN_SUPPORTED_SHARE`` of its sentences are
+        supported (``Answer.withdrawn`` tells when some had been shown).
+        With ``strict`` unsupported sentences are dropped; otherwise they are
+        flagged [?].
         """
         started = time.perf_counter()
         vectors = self.retriever.vectors([p.hit for p in state.passages])
-        buffer, raw, kept, held_back = SentenceBuffer(), "", [], []
+        buffer, raw = SentenceBuffer(), ""
+        checked: list[Sentence] = []    # every sentence of the reply, as judged
+        kept: list[Sentence] = []       # those shown
+        held_back: list[Sentence] = []  # waiting for enough support
         first = last = None
         pieces, maybe_refusal = 0, True
+
+        def show() -> Iterator[Delta]:
+            for s in held_back:
+                kept.append(s)
+                yield Delta(render([s], state.language), s)
+            held_back.clear()
 
         def emit(raw_sentence: str) -> Iterator[Delta]:
             if NOT_FOUND in raw_sentence:
                 return
             sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question)[0]
+            checked.append(sentence)
             if self.settings.strict and not sentence.supported:
                 return
             held_back.append(sentence)
-            if any(s.supported for s in kept + held_back):
-                for s in held_back:
-                    kept.append(s)
-                    yield Delta(render([s], state.language), s)
-                held_back.clear()
+            supported = sum(s.supported for s in checked)
+            if supported and 2 * supported >= len(checked):
+                yield from show()
 
         for chunk in self.chat_model.stream(state.messages, stop=["<|im_end|>", "</passages>"]):
             text = str(chunk.content)
@@ -140,11 +157,13 @@ class AnswerChain:
         if pieces > 1 and last > first:
             timings["tokens_per_s"] = (pieces - 1) / (last - first)  # decode rate, first to last token
         extra = {"prompt_tokens": state.prompt_tokens, "completion_tokens": pieces}
+        supported = sum(s.supported for s in checked)
         if raw.strip().startswith(NOT_FOUND):
             yield self._refusal(state, "model", timings, **extra)
-        elif not kept:
-            yield self._refusal(state, "unsupported", timings, **extra)
+        elif not supported or supported < self.MIN_SUPPORTED_SHARE * len(checked):
+            yield self._refusal(state, "unsupported", timings, withdrawn=bool(kept), **extra)
         else:
+            yield from show()  # the tail, flagged: the reply as a whole stands
             yield Answer(question=state.question, language=state.language, text=render(kept, state.language).strip(),
                          sources=state.retrieval.hits, sentences=kept,
                          citations=sorted({n for s in kept for n in s.citations}), queries=state.queries,

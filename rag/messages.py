@@ -14,6 +14,8 @@ TEXT = {
         "bare": "Model alone (no retrieval)",
         "grounded": "With retrieval (cited)",
         "covered_topics": "Topics it does cover",
+        "unknown_terms": "It never mentions",
+        "withdrawn": "(Withdrawn: most of this reply is not supported by the documents.)",
     },
     "zh": {
         "refusal": "知识库中没有找到相关内容。",
@@ -23,6 +25,8 @@ TEXT = {
         "bare": "仅模型（无检索）",
         "grounded": "检索增强（带引用）",
         "covered_topics": "知识库涵盖的相关主题",
+        "unknown_terms": "知识库中从未提到",
+        "withdrawn": "（已撤回：这段回答的大部分内容没有文档依据。）",
     },
 }
 
@@ -60,6 +64,7 @@ UI = {
         "col_cited": "cited", "gate": "Relevance gate", "relevance": "relevance", "threshold": "threshold",
         "passed": "passed", "refused": "refused", "reason": "refusal reason",
         "reason_gate": "nothing retrieved stands out from the rest of the corpus; the model was not asked",
+        "reason_unknown": "most names in the question appear nowhere in the knowledge base; the model was not asked",
         "reason_model": "the model said the passages do not answer the question",
         "reason_unsupported": "no sentence of the reply was supported by a passage",
         "tokens": "Tokens", "prompt_tokens": "prompt", "completion_tokens": "completion",
@@ -105,6 +110,7 @@ UI = {
         "col_cited": "已引用", "gate": "相关性门控", "relevance": "相关性", "threshold": "阈值",
         "passed": "通过", "refused": "拒答", "reason": "拒答原因",
         "reason_gate": "检索结果与语料整体相比并不突出，未调用模型",
+        "reason_unknown": "问题中的大部分名称在知识库中从未出现，未调用模型",
         "reason_model": "模型认为这些段落无法回答该问题",
         "reason_unsupported": "回答中没有任何句子得到段落支持",
         "tokens": "Token 数", "prompt_tokens": "提示", "completion_tokens": "生成",

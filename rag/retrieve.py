@@ -18,6 +18,7 @@ from .index import Index
 from .lang import has_cjk
 from .lexical import tokenize
 from .rewrite import Rewriter, expand
+from .terms import Vocabulary
 from .types import Hit, Retrieval
 
 
@@ -50,12 +51,24 @@ class Retriever:
         self.use_dense = settings.retrieval in ("hybrid", "dense")
         self.use_lexical = settings.retrieval in ("hybrid", "lexical")
         self._all: np.ndarray | None = None
+        self._vocabulary: Vocabulary | None = None
+
+    def reload(self, index: Index) -> None:
+        """Search ``index`` from now on (a rebuild replaced the old one)."""
+        self.index = index
+        self._all = self._vocabulary = None
 
     def all_vectors(self) -> np.ndarray:
         """Every passage vector in the index (a few hundred rows: cheap to hold)."""
         if self._all is None:
             self._all = self.index.dense.reconstruct_n(0, self.index.dense.ntotal)
         return self._all
+
+    def vocabulary(self) -> Vocabulary:
+        """The names and numbers the indexed passages mention."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary(c.text for c in self.index.chunks)
+        return self._vocabulary
 
     def vectors(self, hits: list[Hit]) -> np.ndarray:
         """The stored passage vectors of ``hits`` (no re-embedding)."""

@@ -127,8 +127,11 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     # Why it was refused: "gate" (nothing relevant retrieved; the LLM was not
-    # called), "model" (the model said the passages do not answer) or
-    # "unsupported" (no sentence of the reply was supported by a passage).
+    # called), "unknown" (the question is about names the knowledge base never
+    # mentions; not called either), "model" (the model said the passages do
+    # not answer) or "unsupported" (no sentence of the reply was supported).
     refusal_reason: str | None = None
     topics: list[str] = field(default_factory=list)  # what the documents do cover, with a refusal
+    unknown_terms: list[str] = field(default_factory=list)  # with "unknown": the names never mentioned
+    withdrawn: bool = False  # refused after some sentences had been streamed: they do not stand
     relevance: float | None = None

@@ -188,13 +188,20 @@ def test_unsupported_sentence_is_marked_and_strict_mode_drops_it(app, replies):
 
 
 def test_refusal_is_shown_as_a_refusal_with_what_is_covered(app, replies):
-    replies.append("NOT_FOUND")
-    message = last_answer(ask(app, "What is the capital of Australia?"))
+    message = last_answer(ask(app, "What is the capital of Australia?"))  # the model is not asked
     assert [w.value for w in message.warning] == ["The knowledge base does not cover this."]
+    assert [c.value for c in message.caption][:1] == ["It never mentions: Australia"]
     assert any(c.value.startswith("Topics the knowledge base does cover") for c in message.caption)
     assert not source_expanders(message)
     details = answer_text(trace(message))
-    assert re.search(r"refusal reason:\*\* `(gate|model)`", details)
+    assert re.search(r"refusal reason:\*\* `unknown`", details)
+
+
+def test_model_refusal_is_shown_as_a_refusal(app, replies):
+    replies.append("NOT_FOUND")
+    message = last_answer(ask(app, "大模型训练时用什么优化器最好？"))
+    assert [w.value for w in message.warning] == ["知识库中没有找到相关内容。"]
+    assert re.search(r"拒答原因:\*\* `model`", answer_text(trace(message)))
 
 
 def test_compare_shows_the_bare_model_beside_the_grounded_answer(app, replies):

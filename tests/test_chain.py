@@ -14,6 +14,7 @@ from helpers import PROJECT_ROOT
 from rag import lang
 from rag.chain import AnswerChain, Delta
 from rag.citations import CitationChecker
+from rag.prompts import Passage
 from rag.types import Answer
 
 
@@ -92,6 +93,21 @@ def test_real_model_answers_hallucination_in_chinese_with_citations(real_chain):
     assert lang.detect(answer.text) == "zh"
     assert any("幻觉" in answer.sources[n - 1].chunk.text for n in answer.citations)
     assert {"rewrite", "retrieve", "prompt", "ttft", "generate"} <= set(answer.timings)
+
+
+@pytest.mark.slow
+def test_the_local_translator_confirms_an_english_sentence_the_embedder_misses(real_chain):
+    """A faithful English rendering of a Chinese list item is too short for the small
+    multilingual embedder; put into Chinese by the local model, it is matched."""
+    hits = real_chain.retriever("大模型的未来发展趋势有哪些？", k=3).hits
+    passages = [Passage(n, h, h.chunk.text) for n, h in enumerate(hits, start=1)]
+    vectors = real_chain.retriever.vectors(hits)
+    sentence = "Multimodal learning for applications like text, images, and audio."
+    alone = CitationChecker(real_chain.checker.embedder, real_chain.checker.background)
+    assert not alone.check([sentence], passages, vectors)[0].supported
+    checked = real_chain.checker.check([sentence], passages, vectors)[0]
+    assert checked.supported and checked.text == sentence
+    assert any("多模态学习" in passages[n - 1].text for n in checked.citations)
 
 
 @pytest.mark.slow

@@ -63,13 +63,57 @@ def test_in_scope_question_passes_the_gate(session_retriever):
 
 def test_reply_from_the_models_own_knowledge_becomes_a_refusal(session_retriever):
     """With the gate off, a reply no passage supports is still not shown as an answer."""
-    chain = make_chain(session_retriever, "The capital of Australia is Canberra [1].", gate_threshold=0.0)
-    deltas, answer = run(chain, "What is the capital of Australia?")
+    chain = make_chain(session_retriever, "澳大利亚的首都是堪培拉 [1]。", gate_threshold=0.0)
+    deltas, answer = run(chain, "澳大利亚的首都是哪里？")
     assert deltas == [] and answer.refused and answer.refusal_reason == "unsupported"
-    assert answer.text == "The knowledge base does not cover this."
+    assert answer.text == "知识库中没有找到相关内容。"
+
+
+def test_question_about_names_the_knowledge_base_never_mentions_is_refused_before_the_llm(session_retriever):
+    chain = make_chain(session_retriever, None, gate_threshold=0.0)  # the similarity test off: names alone decide
+    deltas, answer = run(chain, "How do I enable FlashAttention for Qwen2-72B?")
+    assert deltas == [] and answer.refused and answer.refusal_reason == "unknown"
+    assert answer.unknown_terms == ["FlashAttention", "Qwen2-72B"]
+    assert answer.text == "The knowledge base does not cover this." and answer.topics
+
+
+@pytest.mark.parametrize("question", [
+    "What does LoRA freeze, and does GPT-4 use it?",  # one name of two unknown: still about LoRA
+    "What is LoRA?",
+    "什么是 LoRA？",
+])
+def test_questions_mostly_about_known_names_pass_the_name_check(session_retriever, question):
+    decision = RelevanceGate(0.0)(session_retriever(question), session_retriever.vocabulary())
+    assert decision.passed and decision.reason is None
+
+
+def test_an_answer_about_a_name_no_passage_mentions_is_not_shown(session_retriever):
+    """The question names Azure; the passages do not; a reply about Azure is not from them."""
+    chain = make_chain(session_retriever, "First create an Azure resource for LoRA fine-tuning [1].",
+                       gate_threshold=0.0)
+    _, answer = run(chain, "How do I fine-tune with LoRA and a Transformer on Azure?")  # one name in three unknown
+    assert answer.refused and answer.refusal_reason == "unsupported"
 
 
 LORA_AND_CANBERRA = "LoRA 冻结大模型的主权重，并在特定层中注入低秩矩阵进行微调 [1]。澳大利亚的首都是堪培拉 [1]。"
+
+
+LORA = "LoRA 冻结大模型的主权重，并在特定层中注入低秩矩阵进行微调 [1]。"
+CAPITALS = ["澳大利亚的首都是堪培拉 [1]。", "新西兰的首都是惠灵顿 [1]。", "日本的首都是东京 [1]。", "法国的首都是巴黎 [1]。"]
+
+
+def test_a_reply_mostly_unsupported_is_withdrawn(session_retriever):
+    """One grounded sentence does not carry four invented ones: the reply is refused, and
+    the caller is told that what it already showed does not stand."""
+    deltas, answer = run(make_chain(session_retriever, LORA + "".join(CAPITALS)), "什么是 LoRA？")
+    assert answer.refused and answer.refusal_reason == "unsupported" and answer.withdrawn
+    assert [d.sentence.supported for d in deltas] == [True, False]  # shown while support kept pace
+
+
+def test_a_reply_mostly_supported_keeps_its_flagged_tail(session_retriever):
+    deltas, answer = run(make_chain(session_retriever, LORA + "".join(CAPITALS[:2])), "什么是 LoRA？")
+    assert not answer.refused and [s.supported for s in answer.sentences] == [True, False, False]
+    assert "".join(d.text for d in deltas).strip() == answer.text  # the held-back tail is shown at the end
 
 
 def test_unsupported_sentence_is_flagged(session_retriever):
