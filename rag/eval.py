@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-overlap", type=int)
     parser.add_argument("--retrieval", help="hybrid (default) | dense | lexical")
     parser.add_argument("--no-glossary", action="store_true", help="no English->Chinese term expansion")
+    parser.add_argument("--ids", help="only these questions (comma-separated ids)")
     parser.add_argument("--misses", action="store_true", help="list the questions whose passage was not in the top 5")
     parser.add_argument("--dump", help="write every answer (sentences, scores, citations) to this JSON-lines file")
     parser.add_argument("--model", help="the answering model (default qwen2.5-coder-1.5b)")
@@ -51,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from .service import build_chain, open_retriever
 
     questions = load_questions(args.qa)
+    if args.ids:
+        wanted = set(args.ids.split(","))
+        questions = [q for q in questions if q.id in wanted]
+        if not questions:
+            parser.error(f"no question in {args.qa} has one of the ids {args.ids}")
     bars = ProgressBars()
     answers_wanted = not (args.no_llm or args.retrieval_only)
     if args.no_llm:
