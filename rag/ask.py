@@ -16,7 +16,7 @@ from . import lang
 from .cli import ProgressBars, run, setup_logging
 from .config import Settings
 from .messages import t
-from .types import Answer, Hit, Retrieval
+from .types import Answer, Hit, Retrieval, Sentence
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,15 +122,18 @@ def retrieval_json(result: Retrieval) -> dict:
             "timings": {k: round(v, 4) for k, v in result.timings.items()}}
 
 
+def sentence_json(s: Sentence) -> dict:
+    return {"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score}
+
+
 def answer_json(answer: Answer) -> dict:
     return {"question": answer.question, "answer": answer.text, "refused": answer.refused,
             "refusal_reason": answer.refusal_reason, "topics": answer.topics, "unknown_terms": answer.unknown_terms,
-            "withdrawn": answer.withdrawn,
+            "withdrawn": answer.withdrawn, "draft": [sentence_json(s) for s in answer.draft],
             "relevance": None if answer.relevance is None else round(answer.relevance, 4),
             "citations": answer.citations,
             "sources": [source_json(n, h) for n, h in enumerate(answer.sources, start=1)],
-            "sentences": [{"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score}
-                          for s in answer.sentences],
+            "sentences": [sentence_json(s) for s in answer.sentences],
             "queries": answer.queries,
             "prompt_tokens": answer.prompt_tokens,
             "timings": {k: round(v, 4) for k, v in answer.timings.items()}}

@@ -161,7 +161,7 @@ class AnswerChain:
         if raw.strip().startswith(NOT_FOUND):
             yield self._refusal(state, "model", timings, **extra)
         elif not supported or supported < self.MIN_SUPPORTED_SHARE * len(checked):
-            yield self._refusal(state, "unsupported", timings, withdrawn=bool(kept), **extra)
+            yield self._refusal(state, "unsupported", timings, withdrawn=bool(kept), draft=checked, **extra)
         else:
             yield from show()  # the tail, flagged: the reply as a whole stands
             yield Answer(question=state.question, language=state.language, text=render(kept, state.language).strip(),

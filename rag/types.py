@@ -134,4 +134,5 @@ class Answer:
     topics: list[str] = field(default_factory=list)  # what the documents do cover, with a refusal
     unknown_terms: list[str] = field(default_factory=list)  # with "unknown": the names never mentioned
     withdrawn: bool = False  # refused after some sentences had been streamed: they do not stand
+    draft: list[Sentence] = field(default_factory=list)  # with "unsupported": the refused reply, as judged
     relevance: float | None = None
