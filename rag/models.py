@@ -49,8 +49,8 @@ FAST_MODEL = "qwen2.5-coder-0.5b"
 def resolve_gguf(model: str, cache_dir: Path, progress: Callable[[str, int, int], None] | None = None) -> Path:
     """The GGUF file for a preset name or a path to the user's own file.
 
-    >>> resolve_gguf("qwen2.5-coder-0.5b", Path("~/.cache/rag-interview"))  # doctest: +SKIP
-    PosixPath('/root/.cache/rag-interview/models/qwen2.5-coder-0.5b-instruct.gguf')
+    ``resolve_gguf("qwen2.5-coder-0.5b", cache)`` joins the preset's parts once into
+    ``cache/models/qwen2.5-coder-0.5b-instruct.gguf`` and returns that path.
     """
     if model in PRESETS:
         return assemble(PRESETS[model], Path(cache_dir) / "models", progress)

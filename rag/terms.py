@@ -49,7 +49,8 @@ def question_names(question: str) -> list[str]:
         word = match.group(0)
         if word.lower() in _COMMON or word in names:
             continue
-        opens_sentence = not question[: match.start()].rstrip() or question[: match.start()].rstrip()[-1] in ".?!"
+        before = question[: match.start()].rstrip()
+        opens_sentence = not before or before[-1] in ".?!"
         if _specific(word) or (word[0].isupper() and (chinese or not opens_sentence)):
             names.append(word)
     return names
