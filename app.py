@@ -183,7 +183,10 @@ def md_escape(text: str) -> str:
 def sentence_html(text: str, supported: bool, language: str) -> str:
     """One answer sentence as markdown. The model's text is HTML-escaped (the page allows
     HTML for highlighting); a sentence no passage supports is shaded line by line, so the
-    tags never straddle a markdown block such as a list item."""
+    tags never straddle a markdown block such as a list item. A code block is left as it is:
+    markdown shows its content literally, and its [?] stands after the fence."""
+    if text.lstrip().startswith("```"):
+        return text
     text = html.escape(text, quote=False)
     if supported:
         return text

@@ -69,10 +69,17 @@ def split_sentences(text: str) -> list[str]:
 def _sentence_end(text: str, final: bool) -> int | None:
     """Where the first sentence of ``text`` ends (after its trailing markers and
     spaces), or None if that is not yet known because more text may follow."""
-    match = next((m for m in _END.finditer(text) if not _ENUMERATOR.fullmatch(text, 0, m.end())), None)
-    if not match:
-        return len(text) if final else None
-    pos = match.end()
+    if text.lstrip().startswith("```"):  # a code block is one unit: it ends at its closing fence
+        opening = text.index("```")
+        closing = text.find("```", opening + 3)
+        if closing < 0:
+            return len(text) if final else None
+        pos = closing + 3
+    else:
+        match = next((m for m in _END.finditer(text) if not _ENUMERATOR.fullmatch(text, 0, m.end())), None)
+        if not match:
+            return len(text) if final else None
+        pos = match.end()
     while True:
         marker = MARKER.match(text, pos)
         if marker:
@@ -263,7 +270,8 @@ def render(sentences: list[Sentence], language: str) -> str:
             end = len(stripped)
             while end and stripped[end - 1] in "。！？!?.；;：:":
                 end -= 1
-            sep = " " if language == "en" else ""
+            # After a code block the marker goes on its own line: "``` [1]" would not close the fence.
+            sep = "\n" if stripped.endswith("```") else " " if language == "en" else ""
             text = f"{stripped[:end]}{sep}{marks}{stripped[end:]}{trail}"
         parts.append(text)
     return "".join(parts)

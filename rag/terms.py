@@ -80,7 +80,9 @@ class Vocabulary:
         self.words: set[str] = set()
         glossary = dict(GLOSSARY)
         for text in texts:
-            self.words.update(w.lower() for w in _WORD.findall(text))
+            for word in _WORD.findall(text.lower()):
+                self.words.add(word)
+                self.words.update(re.split(r"[-.]", word))  # "glove.6b.100d" also knows "glove"
             self.words.update(n.lower() for n in _NUMBER.findall(text))
             found = {en for en, zh in glossary.items() if zh in text}
             self.words.update(found)
@@ -106,8 +108,8 @@ def novel_terms(sentence: str, passages: str, question: str = "") -> list[str]:
     ['Azure']
     """
     context = passages + " " + question
-    known = Vocabulary([context])
-    novel = [t for t in specific_terms(sentence) if not known.knows(t) and t not in context]
+    known, lowered = Vocabulary([context]), context.lower()
+    novel = [t for t in specific_terms(sentence) if not known.knows(t) and t.lower() not in lowered]
     words = {w.lower() for w in _WORD.findall(sentence)}
     unknown = Vocabulary([passages]).unknown(question_names(question))
     return novel + [n for n in unknown if n.lower() in words and n not in novel]

@@ -29,7 +29,7 @@ def test_split_sentences_keeps_markers_with_their_sentence():
 
 
 _pieces = st.lists(st.sampled_from(["LoRA", " is", " low-rank", ".", " [1]", "[2]", "。", "模型", "！", "\n", " ", "3.5",
-                                    "e.g.", "【1】"]), max_size=30)
+                                    "e.g.", "【1】", "```", "`", "1. "]), max_size=30)
 
 
 @settings(max_examples=300, deadline=None)
@@ -104,6 +104,14 @@ def test_lead_ins_are_not_claims_but_their_names_are_checked(checker_and_passage
 def test_list_numbers_do_not_end_a_sentence():
     assert split_sentences("1. LoRA 冻结权重。2. Data first. 3.5 is a number.") == \
         ["1. LoRA 冻结权重。", "2. Data first. ", "3.5 is a number."]
+
+
+def test_a_code_block_is_one_sentence_and_its_marker_does_not_break_the_fence():
+    text = "Load it:\n```python\nmodel = load()\nmodel.eval()\n```\nThen train."
+    sentences = split_sentences(text)
+    assert sentences[1] == "```python\nmodel = load()\nmodel.eval()\n```\n"
+    rendered = render([Sentence(sentences[1], [2])], "en")
+    assert rendered.rstrip().endswith("```\n[2]")
 
 
 def test_marker_pointing_at_nothing_is_dropped(checker_and_passages):

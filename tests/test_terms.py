@@ -30,6 +30,7 @@ def test_vocabulary_knows_words_plurals_and_glossary_translations():
     assert v.knows("lora") and v.knows("GANs")
     assert v.knows("knowledge distillation")  # the glossary's 知识蒸馏 occurs
     assert v.unknown(["LoRA", "Azure", "RLHF"]) == ["Azure", "RLHF"]
+    assert Vocabulary(['vectors="glove.6B.100d"']).unknown(["GloVe", "glove.6B.100d", "BERT"]) == ["BERT"]
 
 
 def test_question_names_the_passages_never_mention_are_novel_in_an_answer():
@@ -37,3 +38,4 @@ def test_question_names_the_passages_never_mention_are_novel_in_an_answer():
     question = "How do I set up Azure AI Search?"
     assert novel_terms("First create an Azure resource.", passages, question) == ["Azure"]
     assert novel_terms("Vector databases store embeddings.", passages, question) == []
+    assert novel_terms("它加载 GloVe 6B.100d 词向量。", 'vectors="glove.6B.100d"') == []  # case and dots aside
