@@ -123,7 +123,7 @@ def retrieval_json(result: Retrieval) -> dict:
 
 
 def sentence_json(s: Sentence) -> dict:
-    return {"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score}
+    return {"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score, "claim": s.claim}
 
 
 def answer_json(answer: Answer) -> dict:

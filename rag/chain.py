@@ -102,11 +102,11 @@ class AnswerChain:
     def _generate(self, state: State) -> Iterator[Delta | Answer]:
         """Stream the reply sentence by sentence, each checked against the passages.
 
-        A sentence is shown once the supported sentences so far are at least
-        as many as the unsupported ones; until then it is held back, so a reply
+        A sentence is shown once the supported claims so far are at least as
+        many as the unsupported ones; until then it is held back, so a reply
         that starts off ungrounded shows nothing. At the end the reply becomes
-        a refusal if fewer than ``MIN_SUPPORTED_SHARE`` of its sentences are
-        supported (``Answer.withdrawn`` tells when some had been shown).
+        a refusal if no claim, or fewer than ``MIN_SUPPORTED_SHARE`` of its
+        claims, are supported (``Answer.withdrawn`` tells when some had been shown).
         With ``strict`` unsupported sentences are dropped; otherwise they are
         flagged [?].
         """
@@ -118,6 +118,11 @@ class AnswerChain:
         held_back: list[Sentence] = []  # waiting for enough support
         first = last = None
         pieces, maybe_refusal = 0, True
+
+        def grounding() -> tuple[int, int]:
+            """Supported claims and all claims so far; lead-ins and the like count for neither."""
+            claims = [s for s in checked if s.claim]
+            return sum(s.supported for s in claims), len(claims)
 
         def show() -> Iterator[Delta]:
             for s in held_back:
@@ -133,8 +138,8 @@ class AnswerChain:
             if self.settings.strict and not sentence.supported:
                 return
             held_back.append(sentence)
-            supported = sum(s.supported for s in checked)
-            if supported and 2 * supported >= len(checked):
+            supported, claims = grounding()
+            if supported and 2 * supported >= claims:
                 yield from show()
 
         for chunk in self.chat_model.stream(state.messages, stop=["<|im_end|>", "</passages>"]):
@@ -157,10 +162,10 @@ class AnswerChain:
         if pieces > 1 and last > first:
             timings["tokens_per_s"] = (pieces - 1) / (last - first)  # decode rate, first to last token
         extra = {"prompt_tokens": state.prompt_tokens, "completion_tokens": pieces}
-        supported = sum(s.supported for s in checked)
+        supported, claims = grounding()
         if raw.strip().startswith(NOT_FOUND):
             yield self._refusal(state, "model", timings, **extra)
-        elif not supported or supported < self.MIN_SUPPORTED_SHARE * len(checked):
+        elif not supported or supported < self.MIN_SUPPORTED_SHARE * claims:
             yield self._refusal(state, "unsupported", timings, withdrawn=bool(kept), draft=checked, **extra)
         else:
             yield from show()  # the tail, flagged: the reply as a whole stands

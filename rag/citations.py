@@ -180,7 +180,7 @@ class CitationChecker:
         context = " ".join(p.text for p in passages)
         numbers = [p.n for p in passages]
         parsed = [parse_markers(s) for s in raw_sentences]
-        claims = [i for i, (bare, _) in enumerate(parsed) if self._is_claim(bare)]
+        claims = [i for i, (bare, _) in enumerate(parsed) if self.is_claim(bare)]
         texts = [parsed[i][0].strip() for i in claims]
         matrix = self._cross_lingual(texts, passages, passage_vectors,
                                      self.scores(texts, passages, passage_vectors))
@@ -190,7 +190,7 @@ class CitationChecker:
             novel = novel_terms(bare, context, question)
             if i not in claims:  # "好的。", "The steps are:": nothing to check but their names
                 out.append(Sentence(text=bare, citations=[] if novel else cited, supported=not novel,
-                                    score=0.0 if novel else 1.0))
+                                    score=0.0 if novel else 1.0, claim=False))
                 continue
             row = matrix[claims.index(i)]
             score_of = {n: float(row[numbers.index(n)]) for n in numbers}
@@ -204,7 +204,7 @@ class CitationChecker:
             out.append(Sentence(text=bare, citations=kept, supported=bool(kept), score=round(score, 3)))
         return out
 
-    def _is_claim(self, bare: str) -> bool:
+    def is_claim(self, bare: str) -> bool:
         """Very short sentences ("好的。") and lead-ins ("The steps are:") state nothing to check."""
         text = bare.strip()
         return len(text) >= self.t.min_chars and not text.endswith((":", "："))

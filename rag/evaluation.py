@@ -96,7 +96,8 @@ def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
 
     * ``refusal_recall``: share of unanswerable questions refused;
     * ``false_refusals``: share of answerable questions refused;
-    * ``supported``: share of answer sentences (claims) supported by their citations;
+    * ``supported``: share of answer sentences that make a claim (lead-ins such as
+      "The steps are:" aside) supported by their citations, also by language;
     * ``cited`` / ``in_language``: shares of the non-refused answers with at least
       one valid citation / written in the question's language;
     * ``refused_by``: how refusals came about (gate, model, unsupported).
@@ -104,7 +105,8 @@ def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
     answered = [(q, a) for q, a in pairs if not a.refused]
     unanswerable = [a for q, a in pairs if not q.answerable]
     answerable = [a for q, a in pairs if q.answerable]
-    sentences = [s for _, a in answered for s in a.sentences]
+    claims = {lg: [s for q, a in answered if q.lang == lg for s in a.sentences if s.claim] for lg in ("en", "zh")}
+    sentences = claims["en"] + claims["zh"]
     reasons: dict[str, int] = {}
     for _, a in pairs:
         if a.refused:
@@ -116,6 +118,8 @@ def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
         "refusal_recall": sum(a.refused for a in unanswerable) / len(unanswerable) if unanswerable else 0.0,
         "false_refusals": sum(a.refused for a in answerable) / len(answerable) if answerable else 0.0,
         "supported": sum(s.supported for s in sentences) / len(sentences) if sentences else 0.0,
+        "supported_by_lang": {lg: round(sum(s.supported for s in c) / len(c), 4) for lg, c in claims.items() if c},
+        "claims": len(sentences),
         "cited": sum(1 for _, a in answered if a.citations) / n if n else 0.0,
         "in_language": sum(1 for q, a in answered if lang.detect(a.text) == q.lang) / n if n else 0.0,
         "mean_seconds": sum(a.timings.get("rewrite", 0) + a.timings.get("retrieve", 0) + a.timings.get("prompt", 0)

@@ -98,13 +98,16 @@ class Sentence:
     """One sentence of an answer and the passages (1-based source numbers) it cites.
 
     ``score`` is how well the best cited passage supports it (0..1);
-    ``supported`` is that score against the calibrated threshold.
+    ``supported`` is that score against the calibrated threshold. ``claim`` is
+    False for sentences that state nothing to check ("好的。", "The steps are:"):
+    they pass, but they do not count as grounding an answer.
     """
 
     text: str
     citations: list[int]
     supported: bool = True
     score: float = 0.0
+    claim: bool = True
 
 
 @dataclass

@@ -122,3 +122,25 @@ def test_every_gold_substring_is_in_the_corpus(qa):
     # where a row names its document, the gold is in that document
     wrong_doc = [(r["id"], g) for r in rows if r.get("doc") for g in r["gold"] if normalise(g) not in corpus[r["doc"]]]
     assert wrong_doc == []
+
+
+def test_answer_metrics_count_refusals_and_supported_claims():
+    from rag.evaluation import answer_metrics
+    from rag.types import Answer, Sentence
+
+    def q(qid: str, lang: str, answerable: bool) -> Question:
+        return Question(qid, "?", lang, answerable, ("x",) if answerable else ())
+
+    grounded = Answer("?", "en", "LoRA freezes weights [1].", [], citations=[1], sentences=[
+        Sentence("The steps are:", [], True, 1.0, claim=False),       # a lead-in: not counted
+        Sentence("LoRA freezes weights.", [1], True, 0.8),
+        Sentence("It was invented in 2019.", [], False, 0.0)])
+    chinese = Answer("?", "zh", "幻觉是错误输出[1]。", [], citations=[1], sentences=[Sentence("幻觉是错误输出。", [1], True, 0.9)])
+    refused = Answer("?", "en", "The knowledge base does not cover this.", [], refused=True, refusal_reason="gate")
+    wrongly = Answer("?", "zh", "知识库中没有找到相关内容。", [], refused=True, refusal_reason="model")
+    m = answer_metrics([(q("a", "en", True), grounded), (q("b", "zh", True), chinese),
+                        (q("c", "en", False), refused), (q("d", "zh", True), wrongly)])
+    assert m["refusal_recall"] == 1.0 and m["false_refusals"] == 1 / 3
+    assert m["claims"] == 3 and m["supported"] == 2 / 3
+    assert m["supported_by_lang"] == {"en": 0.5, "zh": 1.0}
+    assert m["cited"] == 1.0 and m["refused_by"] == {"gate": 1, "model": 1}

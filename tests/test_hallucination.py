@@ -110,6 +110,15 @@ def test_a_reply_mostly_unsupported_is_withdrawn(session_retriever):
     assert [d.sentence.supported for d in deltas] == [True, False]  # shown while support kept pace
 
 
+def test_lead_ins_do_not_ground_a_reply(session_retriever):
+    """"The steps are:" passes the checker, but a reply whose only passing sentences are
+    lead-ins has no grounded claim: it is refused."""
+    deltas, answer = run(make_chain(session_retriever, "以下是答案：\n" + CAPITALS[0] + "具体如下：\n" + CAPITALS[1]),
+                         "什么是 LoRA？")
+    assert deltas == [] and answer.refused and answer.refusal_reason == "unsupported"
+    assert [s.claim for s in answer.draft] == [False, True, False, True]
+
+
 def test_a_reply_mostly_supported_keeps_its_flagged_tail(session_retriever):
     deltas, answer = run(make_chain(session_retriever, LORA + "".join(CAPITALS[:2])), "什么是 LoRA？")
     assert not answer.refused and [s.supported for s in answer.sentences] == [True, False, False]
