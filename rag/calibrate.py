@@ -1,17 +1,29 @@
 """``python -m rag.calibrate --qa FILE.jsonl [--max-false-refusals 0.025]``
+``python -m rag.calibrate --citations ANSWERS.jsonl``
 
-Chooses the relevance gate's threshold (rag/gate.py) from a question file
-with answerable and unanswerable questions: the highest threshold that
-refuses at most the given share of answerable questions. Prints every
-question's relevance so the choice can be checked by eye; the chosen value
-goes into ``Settings.gate_threshold`` by hand, with the run recorded in
-docs/EVAL.md.
+With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
+question file with answerable and unanswerable questions: the highest
+threshold that refuses at most the given share of answerable questions.
+Prints every question's relevance so the choice can be checked by eye; the
+chosen value goes into ``Settings.gate_threshold`` by hand, with the run
+recorded in docs/EVAL.md.
+
+With ``--citations``: shows how the citation checker's support threshold
+(``Thresholds.support``) separates sentences from the passages they came
+from, using an answer dump of ``rag.eval --dump``. Each sentence of an
+answered, answerable question is scored against its own question's top three
+passages (label: from them) and against those of another question on a
+different section (label: not from them), exactly as the checker scores it
+(translation and the names-and-numbers rule included); the table gives, per
+threshold and language, the share of each kind judged supported.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import random
 
 from .cli import ProgressBars, run, setup_logging
 from .config import Settings
@@ -30,20 +42,26 @@ def choose_threshold(answerable: list[float], max_false_refusals: float) -> floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rag.calibrate", description="Calibrate the relevance gate.")
-    parser.add_argument("--qa", required=True)
+    parser = argparse.ArgumentParser(prog="python -m rag.calibrate",
+                                     description="Calibrate the relevance gate or the citation checker.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--qa", help="question file: calibrate the relevance gate")
+    source.add_argument("--citations", help="answer dump of rag.eval --dump: the checker's support threshold")
     parser.add_argument("--max-false-refusals", type=float, default=0.025)
+    parser.add_argument("--corpus")
     parser.add_argument("--index")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(False)
-    settings = Settings.from_env(index_dir=args.index)
+    settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
 
     from .service import build_chain
 
     bars = ProgressBars()
     chain = build_chain(settings, progress=bars)
     bars.close()
+    if args.citations:
+        return calibrate_citations(chain, args.citations, args.json)
     rows = []
     for q in load_questions(args.qa):
         retrieval = chain.retrieve(chain.rewrite(q.question)).retrieval
@@ -65,6 +83,74 @@ def main(argv: list[str] | None = None) -> int:
         cut = "  <- refused" if r["relevance"] < threshold else ""
         print(f"{r['relevance']:.4f} {mark} {r['id']} [{r['lang']}] {r['question'][:60]}{cut}")
     print(json.dumps(summary))
+    return 0
+
+
+THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60)
+
+
+def citation_pairs(answers: list[dict], seed: int = 7) -> list[tuple[bool, str, str, list[str], str]]:
+    """(from_them, language, sentence, passage texts, question) for every sentence
+    of an answered, answerable question: once with its own top three passages,
+    once with those of a randomly chosen question on another section."""
+    answered = [a for a in answers if a["answerable"] and not a["refused"] and a["sources"]]
+    rng = random.Random(seed)
+    pairs = []
+    for a in answered:
+        others = [o for o in answered if o["sources"][0]["section"] != a["sources"][0]["section"]]
+        other = rng.choice(others)
+        for s in a["sentences"]:
+            pairs.append((True, a["lang"], s["text"], [x["text"] for x in a["sources"][:3]], a["question"]))
+            pairs.append((False, a["lang"], s["text"], [x["text"] for x in other["sources"][:3]], a["question"]))
+    return pairs
+
+
+def calibrate_citations(chain, dump: str, as_json: bool) -> int:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from .citations import CitationChecker, Thresholds, parse_markers
+    from .prompts import Passage
+    from .terms import novel_terms
+
+    with open(dump, encoding="utf-8") as f:
+        answers = [json.loads(line) for line in f if line.strip()]
+    index = chain.retriever.index
+    row_of = {c.text: i for i, c in enumerate(index.chunks)}
+    # A support level no score reaches: every English sentence is also scored in
+    # translation, so one pass gives the score each threshold would see.
+    checker = CitationChecker(chain.checker.embedder, chain.checker.background,
+                              replace(Thresholds(), support=1.01), functools.lru_cache(None)(chain.checker.translate))
+    scores: list[tuple[bool, str, float]] = []
+    for from_them, language, sentence, texts, question in citation_pairs(answers):
+        known = [t for t in texts if t in row_of]  # the dump's passages, as stored in the index
+        if not known:
+            continue
+        passages = [Passage(n, None, t) for n, t in enumerate(known, start=1)]
+        vectors = np.stack([index.dense.reconstruct(row_of[t]) for t in known])
+        if not checker.is_claim(parse_markers(sentence)[0]):
+            continue  # "好的。", "The steps are:": nothing to calibrate on
+        judged = checker.check([sentence], passages, vectors, question)[0]
+        novel = novel_terms(parse_markers(sentence)[0], " ".join(known), question)
+        scores.append((from_them, language, 0.0 if novel else judged.score))
+    table = []
+    for threshold in THRESHOLDS:
+        row = {"threshold": threshold}
+        for language in ("en", "zh"):
+            pos = [sc for f, lg, sc in scores if f and lg == language]
+            neg = [sc for f, lg, sc in scores if not f and lg == language]
+            row[f"{language}_own"] = round(sum(sc >= threshold for sc in pos) / max(1, len(pos)), 3)
+            row[f"{language}_other"] = round(sum(sc >= threshold for sc in neg) / max(1, len(neg)), 3)
+        table.append(row)
+    if as_json:
+        print(json.dumps({"pairs": len(scores), "table": table}, indent=1))
+        return 0
+    print(f"{len(scores)} sentence-passage pairs; share judged supported "
+          "(own = the sentence's own passages, other = another question's)")
+    print(f"{'threshold':>9} {'en own':>8} {'en other':>9} {'zh own':>8} {'zh other':>9}")
+    for r in table:
+        print(f"{r['threshold']:>9.2f} {r['en_own']:>8.3f} {r['en_other']:>9.3f} {r['zh_own']:>8.3f} {r['zh_other']:>9.3f}")
     return 0
 
 

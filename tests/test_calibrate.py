@@ -1,0 +1,46 @@
+"""rag.calibrate: the gate's threshold rule and the citation checker's calibration table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import run_module
+from rag.calibrate import choose_threshold, citation_pairs
+
+
+def answer(qid: str, section: str, sentence: str, passage: str, answerable: bool = True, refused: bool = False):
+    return {"id": qid, "lang": "zh", "answerable": answerable, "refused": refused, "question": f"问题 {qid}",
+            "sources": [{"section": section, "text": passage}], "sentences": [{"text": sentence}]}
+
+
+def test_choose_threshold_refuses_at_most_the_allowed_share():
+    assert choose_threshold([0.05, 0.02, 0.06, 0.03], 0.0) == 0.02
+    assert choose_threshold([0.05, 0.02, 0.06, 0.03], 0.25) == 0.03
+    assert choose_threshold([], 0.1) == 0.0
+
+
+def test_citation_pairs_put_each_sentence_with_its_own_and_another_sections_passages():
+    answers = [answer("a", "S1", "甲句。", "甲段"), answer("b", "S2", "乙句。", "乙段"),
+               answer("c", "S3", "丙句。", "丙段", answerable=False), answer("d", "S4", "丁句。", "丁段", refused=True)]
+    pairs = citation_pairs(answers)
+    assert [(own, sentence, texts) for own, _, sentence, texts, _ in pairs] == [
+        (True, "甲句。", ["甲段"]), (False, "甲句。", ["乙段"]), (True, "乙句。", ["乙段"]), (False, "乙句。", ["甲段"])]
+
+
+@pytest.mark.slow
+def test_citation_calibration_table_separates_own_from_other_passages(session_index, session_retriever, tmp_path):
+    chunks = {c.section_label: c for c in session_retriever.index.chunks}
+    lora = next(c for label, c in chunks.items() if "LoRA" in c.text and "低秩" in c.text)
+    hallucination = next(c for label, c in chunks.items() if "幻觉" in c.text and c.section_label != lora.section_label)
+    dump = tmp_path / "answers.jsonl"
+    rows = [answer("a", lora.section_label, "LoRA 在大模型的特定层中注入低秩矩阵进行微调。", lora.text),
+            answer("b", hallucination.section_label, "模型幻觉是指模型生成与事实不符的内容。", hallucination.text)]
+    dump.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    out = run_module("rag.calibrate", "--citations", str(dump), "--json", "--index", str(session_index.settings.index_dir),
+                     "--corpus", str(session_index.settings.corpus_dir))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    row = next(r for r in data["table"] if r["threshold"] == 0.45)
+    assert data["pairs"] == 4 and row["zh_own"] == 1.0 and row["zh_other"] == 0.0
