@@ -94,9 +94,10 @@ class AnswerChain:
             else:
                 yield from self._generate(self.prompt(state))
 
-    # A reply is an answer only if at least this share of its sentences is
-    # supported: one grounded line does not vouch for a page of invented steps
-    # (docs/EVAL.md: no answerable question of ours comes near it).
+    # A reply is an answer only if at least this share of its claims is
+    # supported: one grounded line does not vouch for a page of invented steps.
+    # Chosen on the dev set, where no answerable question fell under it;
+    # docs/EVAL.md shows what it costs on the held-out set.
     MIN_SUPPORTED_SHARE = 0.25
 
     def _generate(self, state: State) -> Iterator[Delta | Answer]:
