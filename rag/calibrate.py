@@ -1,5 +1,5 @@
 """``python -m rag.calibrate --qa FILE.jsonl [--max-false-refusals 0.025]``
-``python -m rag.calibrate --citations ANSWERS.jsonl``
+``python -m rag.calibrate --citations ANSWERS.jsonl [--sample N --seed S]``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
 question file with answerable and unanswerable questions: the highest
@@ -15,7 +15,9 @@ answered, answerable question is scored against its own question's top three
 passages (label: from them) and against those of another question on a
 different section (label: not from them), exactly as the checker scores it
 (translation and the names-and-numbers rule included); the table gives, per
-threshold and language, the share of each kind judged supported.
+threshold and language, the share of each kind judged supported. With
+``--sample N`` it prints N seeded answer sentences beside the passage each
+cites instead, for a person to judge.
 """
 
 from __future__ import annotations
@@ -48,12 +50,22 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--qa", help="question file: calibrate the relevance gate")
     source.add_argument("--citations", help="answer dump of rag.eval --dump: the checker's support threshold")
     parser.add_argument("--max-false-refusals", type=float, default=0.025)
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="with --citations: print N seeded answer sentences with their passage, for a manual read")
+    parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--corpus")
     parser.add_argument("--index")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(False)
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
+    if args.citations and args.sample:
+        with open(args.citations, encoding="utf-8") as f:
+            answers = [json.loads(line) for line in f if line.strip()]
+        for k, row in enumerate(sample_sentences(answers, args.sample, args.seed), start=1):
+            print(f"### {k} {row['id']} supported={row['supported']} score={row['score']} cites={row['citations']}\n"
+                  f"Q: {row['question']}\nS: {row['text']}\nP: {row['passage']}\n")
+        return 0
 
     from .service import build_chain
 
@@ -84,6 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['relevance']:.4f} {mark} {r['id']} [{r['lang']}] {r['question'][:60]}{cut}")
     print(json.dumps(summary))
     return 0
+
+
+def sample_sentences(answers: list[dict], n: int, seed: int) -> list[dict]:
+    """``n`` sentences (15 characters or more) of the shown answers, drawn with ``seed``,
+    each with the passage it cites first (or the top passage when it cites none)."""
+    pool = [(a, s) for a in answers if not a["refused"] for s in a["sentences"] if len(s["text"].strip()) >= 15]
+    picked = random.Random(seed).sample(pool, min(n, len(pool)))
+    return [{"id": a["id"], "question": a["question"], "text": s["text"].strip(), "supported": s["supported"],
+             "score": s["score"], "citations": s["citations"],
+             "passage": a["sources"][(s["citations"] or [1])[0] - 1]["text"]} for a, s in picked]
 
 
 THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60)

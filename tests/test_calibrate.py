@@ -44,3 +44,15 @@ def test_citation_calibration_table_separates_own_from_other_passages(session_in
     data = json.loads(out.stdout)
     row = next(r for r in data["table"] if r["threshold"] == 0.45)
     assert data["pairs"] == 4 and row["zh_own"] == 1.0 and row["zh_other"] == 0.0
+
+
+def test_sample_sentences_is_seeded_and_skips_refusals_and_fragments():
+    from rag.calibrate import sample_sentences
+
+    shown = answer("a", "S1", "LoRA 在特定层中注入低秩矩阵进行微调。", "甲段")
+    shown["sentences"] = [{"text": "LoRA 在特定层中注入低秩矩阵进行微调。", "supported": True, "score": 0.9, "citations": [1]},
+                          {"text": "好的。", "supported": True, "score": 1.0, "citations": []}]
+    refused = answer("b", "S2", "模型幻觉是指模型生成与事实不符的内容。", "乙段", refused=True)
+    picked = sample_sentences([shown, refused], 5, seed=1)
+    assert [(p["id"], p["passage"]) for p in picked] == [("a", "甲段")]
+    assert sample_sentences([shown, refused], 5, seed=1) == picked
