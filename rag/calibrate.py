@@ -60,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(False)
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
     if args.citations and args.sample:
-        with open(args.citations, encoding="utf-8") as f:
-            answers = [json.loads(line) for line in f if line.strip()]
-        for k, row in enumerate(sample_sentences(answers, args.sample, args.seed), start=1):
+        for k, row in enumerate(sample_sentences(load_answers(args.citations), args.sample, args.seed), start=1):
             print(f"### {k} {row['id']} supported={row['supported']} score={row['score']} cites={row['citations']}\n"
                   f"Q: {row['question']}\nS: {row['text']}\nP: {row['passage']}\n")
         return 0
@@ -96,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['relevance']:.4f} {mark} {r['id']} [{r['lang']}] {r['question'][:60]}{cut}")
     print(json.dumps(summary))
     return 0
+
+
+def load_answers(path: str) -> list[dict]:
+    """The rows of an answer dump written by ``rag.eval --dump``."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def sample_sentences(answers: list[dict], n: int, seed: int) -> list[dict]:
@@ -136,8 +140,7 @@ def calibrate_citations(chain, dump: str, as_json: bool) -> int:
     from .prompts import Passage
     from .terms import novel_terms
 
-    with open(dump, encoding="utf-8") as f:
-        answers = [json.loads(line) for line in f if line.strip()]
+    answers = load_answers(dump)
     index = chain.retriever.index
     row_of = {c.text: i for i, c in enumerate(index.chunks)}
     # A support level no score reaches: every English sentence is also scored in
