@@ -9,7 +9,8 @@ import pytest
 
 from helpers import PROJECT_ROOT
 from rag.errors import RagError
-from rag.evaluation import MRR_AT, Outcome, Question, first_hit_rank, load_questions, normalise, retrieval_metrics
+from rag.evaluation import (MRR_AT, Outcome, Question, first_hit_rank, gold_position, load_questions, normalise,
+                            retrieval_metrics)
 from rag.types import Chunk
 
 
@@ -56,6 +57,20 @@ def test_retrieval_metrics_hand_worked():
                   "mrr@10": pytest.approx((1 / 5 + 1 / 2) / 3), "n": 3}
 
 
+def test_gold_in_the_prompt_is_counted_over_answerable_questions_a_model_saw():
+    assert gold_position(["abc", "x  y"], ("x y",)) == 2
+    assert gold_position(["abc"], ("x",)) is None
+    outcomes = [
+        Outcome(q("1", "en"), 1, in_prompt=True),
+        Outcome(q("2", "zh"), 3, in_prompt=False),  # retrieved, but cut by the budget
+        Outcome(q("3", "zh"), 1, in_prompt=True),
+        Outcome(q("4", "en"), 1),  # no model involved: not counted
+        Outcome(q("5", "en", answerable=False), None, in_prompt=False),  # unanswerable: not counted
+    ]
+    assert retrieval_metrics(outcomes)["in_prompt"] == pytest.approx(2 / 3)
+    assert "in_prompt" not in retrieval_metrics([Outcome(q("1", "en"), 1)])
+
+
 def test_retrieval_metrics_empty():
     m = retrieval_metrics([])
     assert m == {"hit@1": 0.0, "hit@3": 0.0, "hit@5": 0.0, "mrr@10": 0.0, "n": 0, "by_lang": {}}
@@ -76,9 +91,12 @@ def test_load_questions(tmp_path):
 
 # --- the project's question set ---------------------------------------------------------
 
-@pytest.fixture(scope="module", params=["qa.jsonl", "heldout.jsonl"])
+SETS = ["qa.jsonl", "heldout.jsonl", "heldout2.jsonl"]
+
+
+@pytest.fixture(scope="module", params=SETS)
 def qa(request):
-    """The development set (tuning, calibration) and the held-out set (reported, never tuned on)."""
+    """The development set (tuning, calibration) and two held-out sets (reported, never tuned on)."""
     path = PROJECT_ROOT / "eval" / request.param
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()], \
         load_questions(path)
@@ -88,7 +106,9 @@ def test_held_out_questions_are_not_development_questions():
     def questions(name: str) -> set[str]:
         return {q.question for q in load_questions(PROJECT_ROOT / "eval" / name)}
 
-    assert questions("qa.jsonl") & questions("heldout.jsonl") == set()
+    for i, a in enumerate(SETS):
+        for b in SETS[i + 1:]:
+            assert questions(a) & questions(b) == set(), (a, b)
 
 
 def test_question_set_shape(qa):
