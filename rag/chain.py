@@ -79,11 +79,15 @@ class AnswerChain:
 
     def prompt(self, state: State) -> State:
         started = time.perf_counter()
-        state.passages = select_passages(state.retrieval.hits, self.settings.context_tokens, self.count_tokens)
+        state.passages = self.passages(state.retrieval.hits)
         state.messages = build_messages(state.question, state.language, state.passages)
         state.prompt_tokens = sum(self.count_tokens(str(m.content)) for m in state.messages)
         state.timings["prompt"] = time.perf_counter() - started
         return state
+
+    def passages(self, hits: list) -> list[Passage]:
+        """The passages the model is given for these hits, within the prompt budget."""
+        return select_passages(hits, self.settings.context_tokens, self.count_tokens)
 
     def generate(self, states: Iterator[State]) -> Iterator[Delta | Answer]:
         for state in states:

@@ -17,7 +17,8 @@ import time
 
 from .cli import ProgressBars, run, setup_logging
 from .config import Settings
-from .evaluation import MRR_AT, Outcome, answer_metrics, first_hit_rank, load_questions, retrieval_metrics
+from .evaluation import (MRR_AT, Outcome, answer_metrics, first_hit_rank, gold_position, load_questions,
+                         retrieval_metrics)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             state = chain.rewrite(q.question)  # the full path: glossary and LLM translation
             result = retriever(q.question, k=max(MRR_AT, args.k), queries=state.queries)
         chunks = [h.chunk for h in result.hits]
-        outcomes.append(Outcome(q, first_hit_rank(chunks, q.gold) if q.answerable else None, [c.id for c in chunks]))
+        outcome = Outcome(q, first_hit_rank(chunks, q.gold) if q.answerable else None, [c.id for c in chunks])
+        if chain is not None and q.answerable:
+            shown = chain.passages(result.hits[: settings.top_k])
+            outcome.in_prompt = gold_position([p.text for p in shown], q.gold) is not None
+        outcomes.append(outcome)
         if answers_wanted:
             answers.append((q, chain.invoke(q.question)))
     metrics = retrieval_metrics(outcomes)
@@ -108,6 +113,8 @@ def _print_table(metrics: dict) -> None:
     rows = [("all", metrics)] + list(metrics["by_lang"].items())
     for name, row in rows:
         print(f"{name:8}" + "".join(f"{row[k]:>9}" if k == "n" else f"{row[k]:>9.3f}" for k in keys))
+    if "in_prompt" in metrics:
+        print(f"gold in the model's passages (context recall): {metrics['in_prompt']:.3f}")
     if "answers" in metrics:
         print("answers: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                       for k, v in metrics["answers"].items()))

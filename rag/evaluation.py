@@ -39,6 +39,10 @@ class Outcome:
     question: Question
     rank: int | None
     top: list[str] = field(default_factory=list)  # ids of the retrieved chunks
+    # Whether a gold substring is in the passages as the model sees them (the
+    # prompt budget may leave out lower-ranked ones or cut the last); None
+    # when no model is involved.
+    in_prompt: bool | None = None
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -67,16 +71,21 @@ def first_hit_rank(chunks: list[Chunk], gold: tuple[str, ...]) -> int | None:
     >>> first_hit_rank([c("abc"), c("low  rank\\nmatrix")], ("rank matrix",))
     2
     """
+    return gold_position([chunk.text for chunk in chunks], gold)
+
+
+def gold_position(texts: list[str], gold: tuple[str, ...]) -> int | None:
+    """1-based position of the first text containing any gold substring, or None."""
     needles = [normalise(g) for g in gold if g.strip()]
-    for rank, chunk in enumerate(chunks, start=1):
-        text = normalise(chunk.text)
-        if any(n in text for n in needles):
-            return rank
+    for position, text in enumerate(texts, start=1):
+        if any(n in normalise(text) for n in needles):
+            return position
     return None
 
 
 def retrieval_metrics(outcomes: list[Outcome]) -> dict:
-    """hit@1/3/5 and MRR@10 over the answerable questions, overall and per language."""
+    """hit@1/3/5 and MRR@10 over the answerable questions, overall and per language;
+    with a model, also ``in_prompt``: the share whose gold is in the passages it is given."""
     def summary(rows: list[Outcome]) -> dict:
         n = len(rows)
         out = {f"hit@{k}": (sum(1 for o in rows if o.rank and o.rank <= k) / n if n else 0.0) for k in KS}
@@ -86,6 +95,9 @@ def retrieval_metrics(outcomes: list[Outcome]) -> dict:
 
     answerable = [o for o in outcomes if o.question.answerable]
     result = summary(answerable)
+    known = [o for o in answerable if o.in_prompt is not None]
+    if known:  # "context recall": the answer is in front of the model at all
+        result["in_prompt"] = sum(o.in_prompt for o in known) / len(known)
     result["by_lang"] = {lang: summary([o for o in answerable if o.question.lang == lang])
                          for lang in sorted({o.question.lang for o in answerable})}
     return result

@@ -148,6 +148,29 @@ def test_eval_json(tmp_path, session_index):
     assert metrics["settings"]["chunker"] == "structure"
 
 
+@pytest.mark.slow
+def test_eval_retrieval_only_says_whether_the_gold_reached_the_prompt(tmp_path, session_index, monkeypatch):
+    """The full retrieval path with the real 0.5B model: the passage budget decides what the model sees."""
+    qa = tmp_path / "qa.jsonl"
+    rows = [{"id": "t1", "question": "what is LoRA", "lang": "en", "answerable": True, "gold": [LORA]},
+            {"id": "t2", "question": "什么是模型幻觉？", "lang": "zh", "answerable": True, "gold": ["模型幻觉是指"]}]
+    qa.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+
+    def in_prompt(budget: int) -> float:
+        monkeypatch.setenv("RAG_CONTEXT_TOKENS", str(budget))
+        proc = run_module("rag.eval", "--qa", str(qa), "--retrieval-only", "--json", "--model", "qwen2.5-coder-0.5b",
+                          *index_args(session_index))
+        assert proc.returncode == 0, proc.stderr
+        metrics = json.loads(proc.stdout)
+        assert metrics["hit@5"] == 1.0
+        return metrics["in_prompt"]
+
+    assert in_prompt(600) == 1.0
+    # A budget of one token still shows the first passage, cut to its first
+    # sentences: LoRA's definition comes later in its passage than that.
+    assert in_prompt(1) < 1.0
+
+
 def test_eval_bad_question_file_exits_1(tmp_path, session_index):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"id": "x"}\n', encoding="utf-8")
