@@ -1,5 +1,6 @@
 """``python -m rag.calibrate --qa FILE.jsonl [--max-false-refusals 0.025]``
 ``python -m rag.calibrate --citations ANSWERS.jsonl [--sample N --seed S]``
+``python -m rag.calibrate --gate-sweep ANSWERS.jsonl``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
 question file with answerable and unanswerable questions: the highest
@@ -7,6 +8,13 @@ threshold that refuses at most the given share of answerable questions.
 Prints every question's relevance so the choice can be checked by eye; the
 chosen value goes into ``Settings.gate_threshold`` by hand, with the run
 recorded in docs/EVAL.md.
+
+With ``--gate-sweep``: what the whole pipeline would refuse at each gate
+threshold, from an answer dump made with the gate off (``RAG_GATE=0
+python -m rag.eval ... --dump``): a question is refused when its relevance is
+under the threshold or when a later layer (name check, the model, the
+answer-level support rule) refused it. This shows what the gate adds beyond
+the layers after it.
 
 With ``--citations``: shows how the citation checker's support threshold
 (``Thresholds.support``) separates sentences from the passages they came
@@ -29,6 +37,7 @@ import random
 
 from .cli import ProgressBars, run, setup_logging
 from .config import Settings
+from .errors import RagError
 from .evaluation import load_questions
 
 
@@ -43,12 +52,36 @@ def choose_threshold(answerable: list[float], max_false_refusals: float) -> floa
     return ranked[allowed] if ranked else 0.0
 
 
+def gate_sweep(answers: list[dict], thresholds: list[float]) -> list[dict]:
+    """Refusals of the whole pipeline at each threshold, from answers given with the gate off.
+
+    >>> rows = [{"answerable": True, "refused": False, "relevance": 0.03},
+    ...         {"answerable": False, "refused": True, "relevance": 0.05},
+    ...         {"answerable": False, "refused": False, "relevance": 0.02}]
+    >>> [(r["unanswerable_refused"], r["answerable_refused"]) for r in gate_sweep(rows, [0.01, 0.025, 0.04])]
+    [(1, 0), (2, 0), (2, 1)]
+    """
+    if any(a.get("refusal_reason") == "gate" for a in answers):
+        raise RagError("this dump has gate refusals; make it with the gate off (RAG_GATE=0 python -m rag.eval ...)")
+    table = []
+    for threshold in thresholds:
+        def refused(a: dict) -> bool:
+            return a["refused"] or (a["relevance"] is not None and a["relevance"] < threshold)
+
+        table.append({"threshold": threshold,
+                      "unanswerable_refused": sum(refused(a) for a in answers if not a["answerable"]),
+                      "answerable_refused": sum(refused(a) for a in answers if a["answerable"])})
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.calibrate",
                                      description="Calibrate the relevance gate or the citation checker.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--qa", help="question file: calibrate the relevance gate")
     source.add_argument("--citations", help="answer dump of rag.eval --dump: the checker's support threshold")
+    source.add_argument("--gate-sweep", metavar="DUMP",
+                        help="answer dump made with RAG_GATE=0: what the pipeline refuses at each gate threshold")
     parser.add_argument("--max-false-refusals", type=float, default=0.025)
     parser.add_argument("--sample", type=int, metavar="N",
                         help="with --citations: print N seeded answer sentences with their passage, for a manual read")
@@ -59,6 +92,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(False)
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
+    if args.gate_sweep:
+        answers = load_answers(args.gate_sweep)
+        # a threshold just above each question's relevance refuses that question
+        cuts = sorted({a["relevance"] + 1e-6 for a in answers if a["relevance"] is not None})
+        table = gate_sweep(answers, [0.0] + cuts)
+        n_un = sum(not a["answerable"] for a in answers)
+        n_ans = len(answers) - n_un
+        if args.json:
+            print(json.dumps({"unanswerable": n_un, "answerable": n_ans, "table": table}, indent=1))
+            return 0
+        print(f"{'threshold':>9} {'unanswerable refused':>21} {'answerable refused':>19}")
+        previous, most = None, max(r["unanswerable_refused"] for r in table)
+        for r in table:  # only the thresholds where something changes
+            key = (r["unanswerable_refused"], r["answerable_refused"])
+            if key != previous:
+                print(f"{r['threshold']:>9.5f} {key[0]:>15}/{n_un:<5} {key[1]:>13}/{n_ans:<5}")
+            previous = key
+            if key[0] == most and r is not table[0]:
+                print("(higher thresholds only refuse more answerable questions)")
+                break
+        return 0
     if args.citations and args.sample:
         for k, row in enumerate(sample_sentences(load_answers(args.citations), args.sample, args.seed), start=1):
             print(f"### {k} {row['id']} supported={row['supported']} score={row['score']} cites={row['citations']}\n"

@@ -21,6 +21,29 @@ def test_choose_threshold_refuses_at_most_the_allowed_share():
     assert choose_threshold([], 0.1) == 0.0
 
 
+def test_gate_sweep_counts_what_the_whole_pipeline_refuses_at_each_threshold(tmp_path):
+    dump = tmp_path / "answers.jsonl"
+    rows = [{"id": "a1", "answerable": True, "refused": False, "refusal_reason": None, "relevance": 0.021},
+            {"id": "a2", "answerable": True, "refused": True, "refusal_reason": "unsupported", "relevance": 0.05},
+            {"id": "u1", "answerable": False, "refused": False, "refusal_reason": None, "relevance": 0.018},
+            {"id": "u2", "answerable": False, "refused": True, "refusal_reason": "unknown", "relevance": 0.04}]
+    dump.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    proc = run_module("rag.calibrate", "--gate-sweep", str(dump), "--json")
+    assert proc.returncode == 0, proc.stderr
+    table = json.loads(proc.stdout)["table"]
+    # thresholds: off, then just above each relevance (0.018, 0.021, 0.04, 0.05)
+    assert [round(r["threshold"], 3) for r in table] == [0.0, 0.018, 0.021, 0.04, 0.05]
+    assert [(r["unanswerable_refused"], r["answerable_refused"]) for r in table] == [
+        (1, 1),  # the later layers alone
+        (2, 1),  # the gate adds the off-topic question
+        (2, 2),  # then costs an answerable one
+        (2, 2), (2, 2)]  # the rest were refused anyway
+    rows[2].update(refused=True, refusal_reason="gate")
+    dump.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    proc = run_module("rag.calibrate", "--gate-sweep", str(dump))
+    assert proc.returncode == 1 and "RAG_GATE=0" in proc.stderr
+
+
 def test_citation_pairs_put_each_sentence_with_its_own_and_another_sections_passages():
     answers = [answer("a", "S1", "甲句。", "甲段"), answer("b", "S2", "乙句。", "乙段"),
                answer("c", "S3", "丙句。", "丙段", answerable=False), answer("d", "S4", "丁句。", "丁段", refused=True)]
