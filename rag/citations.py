@@ -172,13 +172,14 @@ class CitationChecker:
         that does not support the sentence is moved to the passage that does,
         or removed; a sentence without markers gets its supporting passage.
         ``supported`` is False when no passage supports the sentence, and also
-        when it states a number or name its sources cannot vouch for
-        (``rag.terms.novel_terms``): similarity says a sentence is *about*
-        the passage, not that its particulars come from it ("the LoRA paper
-        appeared in 2019 [1]").
+        when it states a number or name the supporting passage itself does not
+        contain (``rag.terms.novel_terms``): similarity says a sentence is
+        *about* the passage, not that its particulars come from it ("the LoRA
+        paper appeared in 2019 [1]").
         """
         context = " ".join(p.text for p in passages)
         numbers = [p.n for p in passages]
+        text_of = {p.n: p.text for p in passages}
         parsed = [parse_markers(s) for s in raw_sentences]
         claims = [i for i, (bare, _) in enumerate(parsed) if self.is_claim(bare)]
         texts = [parsed[i][0].strip() for i in claims]
@@ -195,11 +196,14 @@ class CitationChecker:
             row = matrix[claims.index(i)]
             score_of = {n: float(row[numbers.index(n)]) for n in numbers}
             best = max(numbers, key=score_of.get) if numbers else None
-            kept = [n for n in cited if score_of[n] >= self.t.support]
-            if not kept and best is not None and score_of[best] >= self.t.support:
-                kept = [best]
-            if novel:
-                kept = []
+            # A passage supports the sentence when it is close enough and holds
+            # the sentence's numbers and names itself: "boil it for 10 minutes"
+            # is not vouched for by one passage because "训练时间：10 小时" is in another.
+            backing = [n for n in numbers if score_of[n] >= self.t.support
+                       and not (novel or novel_terms(bare, text_of[n], question))]
+            kept = [n for n in cited if n in backing]
+            if not kept and backing:
+                kept = [max(backing, key=score_of.get)]
             score = max((score_of[n] for n in kept), default=score_of.get(best, 0.0))
             out.append(Sentence(text=bare, citations=kept, supported=bool(kept), score=round(score, 3)))
         return out

@@ -143,6 +143,16 @@ def test_a_number_the_passages_do_not_contain_makes_a_sentence_unsupported(check
     assert again[0].supported  # the same claim without the invented year stands
 
 
+def test_a_number_must_be_in_the_passage_that_supports_the_sentence(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    with_number = passages + [_passage(4, "训练时间：10 小时，GPU 内存使用：10 GB。")]
+    vectors4 = np.vstack([vectors, checker.embedder.embed_passages([with_number[3].text])])
+    claim = "LoRA 在大模型的特定层中注入 10 个低秩矩阵 [1]。"  # close to passage 1; "10" only in passage 4
+    out = checker.check([claim], with_number, vectors4, "LoRA 是什么？")
+    assert not out[0].supported and out[0].citations == []
+    assert checker.check(["LoRA 在大模型的特定层中注入低秩矩阵 [1]。"], with_number, vectors4, "LoRA 是什么？")[0].supported
+
+
 def test_numbers_from_the_question_or_list_numbering_are_not_novel():
     from rag.terms import novel_terms
 
