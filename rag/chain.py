@@ -20,12 +20,12 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
 from . import lang
-from .citations import CitationChecker, SentenceBuffer, render
+from .citations import CitationChecker, SentenceBuffer, parse_markers, render
 from .config import Settings
 from .gate import RelevanceGate, closest_topics
 from .llm import token_counter
 from .messages import t
-from .prompts import NOT_FOUND, Passage, bare_messages, build_messages, select_passages
+from .prompts import NOT_FOUND, Passage, bare_messages, build_messages, is_echo, select_passages
 from .retrieve import Retriever
 from .rewrite import Rewriter, expand
 from .types import Answer, Retrieval, Sentence
@@ -136,8 +136,8 @@ class AnswerChain:
             held_back.clear()
 
         def emit(raw_sentence: str) -> Iterator[Delta]:
-            if NOT_FOUND in raw_sentence:
-                return
+            if NOT_FOUND in raw_sentence or is_echo(parse_markers(raw_sentence)[0]):
+                return  # the question asked back, the prompt's wording, "see passage [1]"
             sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question)[0]
             checked.append(sentence)
             if self.settings.strict and not sentence.supported:

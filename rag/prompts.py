@@ -8,6 +8,7 @@ are content to report, not orders to follow.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -97,3 +98,36 @@ def _cut_to(text: str, budget: int, count_tokens: Callable[[str], int]) -> str:
         else:
             hi = mid - 1
     return best
+
+
+# "This is stated in passage [1].", "以上内容见段落 [2]。": a pointer, not a statement.
+_POINTER = re.compile(r"^(?:this|that|it|these|the above)\b[^.]{0,40}\b(?:passages?|sources?)\W*$"
+                      r"|^(?:以上|上述|这些?|此)[^。，]{0,12}(?:段落|资料|来源)[^。，]{0,8}。?$", re.IGNORECASE)
+_FILLER = re.compile(r"[\W_]+")
+
+
+# the prompt's wording as a reply would echo it: markers like [1] are stripped from replies
+_INSTRUCTIONS = _FILLER.sub("", re.sub(r"\[\d\]", "", " ".join([SYSTEM, *_ASK.values()]))).lower()
+
+
+def is_echo(sentence: str) -> bool:
+    """A sentence of the reply that says nothing: the question asked back ("输入文本截断到多长？"),
+    the prompt's own instructions ("Answer in English, citing passages like."), or a bare
+    pointer to the passages ("This is stated in passage."). Such sentences are not shown.
+
+    >>> is_echo("2. 缩放到多大？"), is_echo("This is mentioned in passage."), is_echo("以上内容见段落。")
+    (True, True, True)
+    >>> is_echo("Answer in English, citing passages like."), is_echo("每句话后用这样的编号注明出处。")
+    (True, True)
+    >>> is_echo("LoRA freezes the pretrained weights."), is_echo("According to the passages, LoRA is low-rank.")
+    (False, False)
+    """
+    text = re.sub(r"^\s*(?:[-*•]\s*|\d{1,2}\.\s*)?", "", sentence).replace("**", "").strip()
+    if not text:
+        return False
+    if text.endswith(("?", "？")) or _POINTER.match(text):
+        return True
+    # Not "a substring of the question": "ChatGLM 还能处理图片和语音。" answers
+    # "ChatGLM 还能处理图片和语音吗？" by restating it.
+    bare = _FILLER.sub("", text).lower()
+    return len(bare) >= 4 and bare in _INSTRUCTIONS

@@ -39,6 +39,14 @@ def test_streamed_sentences_make_up_the_final_answer(session_retriever):
     assert len(answer.sentences) == 2 and not answer.refused
 
 
+def test_echoes_of_the_question_and_prompt_are_not_shown(session_retriever):
+    reply = ("LoRA 是什么？LoRA 在大模型的特定层中注入低秩矩阵 [1]。这在段落 [1] 中有说明。"
+             "请用简体中文回答，每句话后用 [1] 这样的编号注明出处。它只微调少量参数 [1]。")
+    deltas, answer = run(scripted_chain(session_retriever, reply), "什么是 LoRA？")
+    assert [s.text for s in answer.sentences] == ["LoRA 在大模型的特定层中注入低秩矩阵。", "它只微调少量参数。"]
+    assert "".join(d.text for d in deltas).strip() == answer.text and "段落" not in answer.text
+
+
 def test_missing_marker_is_attached_and_bogus_marker_dropped(session_retriever):
     _, answer = run(scripted_chain(session_retriever, "LoRA 冻结大模型的主权重，并注入低秩矩阵进行微调 [9]。"), "什么是 LoRA？")
     assert 9 not in answer.citations and answer.citations, answer
