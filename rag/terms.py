@@ -20,7 +20,8 @@ from .rewrite import GLOSSARY
 # A Latin-script word, keeping "GPT-4", "Qwen2-72B" and "v1.5" whole.
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
 _NUMBER = re.compile(r"(?<![\w.-])\d+(?:[.:]\d+)*[A-Za-z%]*")
-_ENUMERATION = re.compile(r"^\s*(?:[-*•]\s*)?\d+[.)、]\s")
+# List numbering: "2. ", "2) ", "(2)", "2、", and the small model's "2] ". "1.5B" is not one.
+_ENUMERATION = re.compile(r"^\s*(?:[-*•]\s*)?(?:\d+\.\s|\(\d+\)|\d+[)\]、])\s*")
 
 # Capitalised words that are grammar or generic, not names.
 _COMMON = frozenset("""
@@ -61,6 +62,8 @@ def specific_terms(text: str) -> list[str]:
 
     >>> specific_terms("1. GPT-3 has 175B parameters, says OpenAI.")
     ['175B', 'GPT-3', 'OpenAI']
+    >>> specific_terms("2] 引入公平性约束。"), specific_terms("(3) 审计。"), specific_terms("1.5B 参数。")
+    ([], [], ['1.5B'])
     """
     text = _ENUMERATION.sub("", text)
     numbers = _NUMBER.findall(text)
