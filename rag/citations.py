@@ -156,13 +156,15 @@ class CitationChecker:
                 for j, ptokens in enumerate(passage_tokens):
                     overlap[i, j] = len(tokens & ptokens) / len(tokens)
         combined = 0.5 * dense + 0.5 * overlap
-        # A sentence in the passage's own language that shares none of its words
-        # is not taken from it, however close the embeddings ("澳大利亚的首都是
-        # 堪培拉" sits near a passage about LLaMA's uses); a translation shares no
-        # words, so across languages similarity alone may show support.
-        passage_languages = [lang.detect(p.text) for p in passages]  # a code block with Chinese comments is "en"
-        same_language = np.array([[lang.detect(text) == pl for pl in passage_languages] for text in texts])
-        return np.where(same_language, combined, np.maximum(dense, combined))
+        # A sentence that shares none of a passage's words is not taken from it,
+        # however close the embeddings ("澳大利亚的首都是堪培拉" sits near a passage
+        # about LLaMA's uses, and near a code block). Only an English sentence
+        # against a Chinese passage may rest on similarity alone: a translation
+        # shares no words. (A code block, even with Chinese comments, is "en".)
+        passage_languages = [lang.detect(p.text) for p in passages]
+        translated = np.array([[lang.detect(text) == "en" and pl == "zh" for pl in passage_languages]
+                               for text in texts])
+        return np.where(translated, np.maximum(dense, combined), combined)
 
     def check(self, raw_sentences: list[str], passages: list[Passage], passage_vectors: np.ndarray,
               question: str = "") -> list[Sentence]:
