@@ -196,16 +196,18 @@ def _openai_chat(settings: Settings) -> BaseChatModel:
                       frequency_penalty=0.3, streaming=True, timeout=300, max_retries=1)
 
 
-def get_chat_model(settings: Settings) -> BaseChatModel:
-    """The chat model the settings name; the same object for the same settings."""
+def get_chat_model(settings: Settings, instance: str = "answer") -> BaseChatModel:
+    """The chat model the settings name; the same object for the same settings and
+    ``instance``. A local model serves one call at a time, so a job that runs while
+    the answer streams (translating for the citation checker) needs its own instance."""
     return _chat_model(settings.llm_backend, settings.llm_model, settings.llm_base_url, settings.llm_api_key,
                        str(settings.cache_dir), settings.threads, settings.n_ctx, settings.max_tokens,
-                       settings.temperature, settings.repeat_penalty)
+                       settings.temperature, settings.repeat_penalty, instance)
 
 
 @functools.lru_cache(maxsize=4)
 def _chat_model(backend, model, base_url, api_key, cache_dir, threads, n_ctx, max_tokens, temperature,
-                repeat_penalty) -> BaseChatModel:
+                repeat_penalty, instance) -> BaseChatModel:
     common = {"max_tokens": max_tokens, "temperature": temperature, "repeat_penalty": repeat_penalty}
     if backend == "llama-cpp":
         path = resolve_gguf(model, Path(cache_dir))

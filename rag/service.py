@@ -59,11 +59,18 @@ def build_chain(settings: Settings, progress: Progress | None = None):
     from .rewrite import LLMTranslator
 
     chat_model = get_chat_model(settings)
-    translator = LLMTranslator(get_chat_model(settings.with_(llm_model=settings.rewrite_model))
+    # Its own instance even when it is the answer model's file (--model qwen2.5-coder-0.5b).
+    translator = LLMTranslator(get_chat_model(settings.with_(llm_model=settings.rewrite_model), instance="rewrite")
                                if settings.llm_backend == "llama-cpp" and settings.rewrite_model else chat_model)
     rewriters = rewriters_for(settings) + [translator]
     retriever = open_retriever(settings, progress, rewriters=rewriters)
-    checker = CitationChecker(retriever.embedder, retriever.all_vectors(), translate=translator.translate)
+    # The checker translates while the answer model is streaming. A local model
+    # serves one call at a time, so with the transformers backend (no separate
+    # rewrite model) it would wait on itself forever: doubtful English sentences
+    # are then judged without the second look. A server takes both calls.
+    separate = translator.chat_model is not chat_model or settings.llm_backend == "openai"
+    checker = CitationChecker(retriever.embedder, retriever.all_vectors(),
+                              translate=translator.translate if separate else None)
     return AnswerChain(retriever, chat_model, settings, rewriters, checker)
 
 

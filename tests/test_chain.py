@@ -103,6 +103,20 @@ def test_real_model_answers_hallucination_in_chinese_with_citations(real_chain):
     assert {"rewrite", "retrieve", "prompt", "ttft", "generate"} <= set(answer.timings)
 
 
+def test_the_checker_translates_with_its_own_model_instance(real_chain):
+    """It translates while the answer streams: on the answer model (same file here) it would wait on itself."""
+    translator = real_chain.checker.translate.__self__
+    assert translator.chat_model is not real_chain.chat_model
+    assert translator.chat_model.model_path == real_chain.chat_model.model_path
+
+
+@pytest.mark.slow
+def test_an_english_answer_whose_sentences_need_translating_completes(real_chain):
+    """The 0.5B model answers and checks at once (this waited forever before the fix)."""
+    events = list(real_chain.stream("What does a word embedding do to words, and why is that needed?"))
+    assert isinstance(events[-1], Answer)
+
+
 @pytest.mark.slow
 def test_the_local_translator_confirms_an_english_sentence_the_embedder_misses(real_chain):
     """A faithful English rendering of a Chinese list item is too short for the small
