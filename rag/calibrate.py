@@ -63,15 +63,35 @@ def gate_sweep(answers: list[dict], thresholds: list[float]) -> list[dict]:
     """
     if any(a.get("refusal_reason") == "gate" for a in answers):
         raise RagError("this dump has gate refusals; make it with the gate off (RAG_GATE=0 python -m rag.eval ...)")
-    table = []
-    for threshold in thresholds:
-        def refused(a: dict) -> bool:
-            return a["refused"] or (a["relevance"] is not None and a["relevance"] < threshold)
 
-        table.append({"threshold": threshold,
-                      "unanswerable_refused": sum(refused(a) for a in answers if not a["answerable"]),
-                      "answerable_refused": sum(refused(a) for a in answers if a["answerable"])})
-    return table
+    def refused(a: dict, threshold: float) -> bool:
+        return a["refused"] or (a["relevance"] is not None and a["relevance"] < threshold)
+
+    return [{"threshold": t,
+             "unanswerable_refused": sum(refused(a, t) for a in answers if not a["answerable"]),
+             "answerable_refused": sum(refused(a, t) for a in answers if a["answerable"])} for t in thresholds]
+
+
+def print_gate_sweep(answers: list[dict], as_json: bool) -> int:
+    """The sweep at "gate off" and just above each question's relevance (which refuses that question)."""
+    cuts = sorted({a["relevance"] + 1e-6 for a in answers if a["relevance"] is not None})
+    table = gate_sweep(answers, [0.0] + cuts)
+    n_un = sum(not a["answerable"] for a in answers)
+    n_ans = len(answers) - n_un
+    if as_json:
+        print(json.dumps({"unanswerable": n_un, "answerable": n_ans, "table": table}, indent=1))
+        return 0
+    print(f"{'threshold':>9} {'unanswerable refused':>21} {'answerable refused':>19}")
+    previous, most = None, max(r["unanswerable_refused"] for r in table)
+    for r in table:  # only the thresholds where something changes
+        key = (r["unanswerable_refused"], r["answerable_refused"])
+        if key != previous:
+            print(f"{r['threshold']:>9.5f} {key[0]:>15}/{n_un:<5} {key[1]:>13}/{n_ans:<5}")
+        previous = key
+        if key[0] == most and r is not table[0]:
+            print("(higher thresholds only refuse more answerable questions)")
+            break
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,26 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(False)
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
     if args.gate_sweep:
-        answers = load_answers(args.gate_sweep)
-        # a threshold just above each question's relevance refuses that question
-        cuts = sorted({a["relevance"] + 1e-6 for a in answers if a["relevance"] is not None})
-        table = gate_sweep(answers, [0.0] + cuts)
-        n_un = sum(not a["answerable"] for a in answers)
-        n_ans = len(answers) - n_un
-        if args.json:
-            print(json.dumps({"unanswerable": n_un, "answerable": n_ans, "table": table}, indent=1))
-            return 0
-        print(f"{'threshold':>9} {'unanswerable refused':>21} {'answerable refused':>19}")
-        previous, most = None, max(r["unanswerable_refused"] for r in table)
-        for r in table:  # only the thresholds where something changes
-            key = (r["unanswerable_refused"], r["answerable_refused"])
-            if key != previous:
-                print(f"{r['threshold']:>9.5f} {key[0]:>15}/{n_un:<5} {key[1]:>13}/{n_ans:<5}")
-            previous = key
-            if key[0] == most and r is not table[0]:
-                print("(higher thresholds only refuse more answerable questions)")
-                break
-        return 0
+        return print_gate_sweep(load_answers(args.gate_sweep), args.json)
     if args.citations and args.sample:
         for k, row in enumerate(sample_sentences(load_answers(args.citations), args.sample, args.seed), start=1):
             print(f"### {k} {row['id']} supported={row['supported']} score={row['score']} cites={row['citations']}\n"

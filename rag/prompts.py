@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from .terms import strip_enumeration
 from .types import Hit
 
 NOT_FOUND = "NOT_FOUND"
@@ -122,7 +123,7 @@ def is_echo(sentence: str) -> bool:
     >>> is_echo("LoRA freezes the pretrained weights."), is_echo("According to the passages, LoRA is low-rank.")
     (False, False)
     """
-    text = re.sub(r"^\s*(?:[-*•]\s*|\d{1,2}\.\s*)?", "", sentence).replace("**", "").strip()
+    text = strip_enumeration(sentence).lstrip("-*• ").replace("**", "").strip()
     if not text:
         return False
     if text.endswith(("?", "？")) or _POINTER.match(text):

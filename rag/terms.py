@@ -57,6 +57,15 @@ def question_names(question: str) -> list[str]:
     return names
 
 
+def strip_enumeration(text: str) -> str:
+    """``text`` without the list numbering it opens with.
+
+    >>> strip_enumeration("2] 引入公平性约束。"), strip_enumeration("1.5B 参数")
+    ('引入公平性约束。', '1.5B 参数')
+    """
+    return _ENUMERATION.sub("", text)
+
+
 def specific_terms(text: str) -> list[str]:
     """Numbers (list numbering aside) and specific names stated in ``text``.
 
@@ -65,7 +74,7 @@ def specific_terms(text: str) -> list[str]:
     >>> specific_terms("2] 引入公平性约束。"), specific_terms("(3) 审计。"), specific_terms("1.5B 参数。")
     ([], [], ['1.5B'])
     """
-    text = _ENUMERATION.sub("", text)
+    text = strip_enumeration(text)
     numbers = _NUMBER.findall(text)
     return numbers + [w for w in _WORD.findall(text) if _specific(w) and w not in numbers]
 
