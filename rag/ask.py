@@ -123,7 +123,8 @@ def retrieval_json(result: Retrieval) -> dict:
 
 
 def sentence_json(s: Sentence) -> dict:
-    return {"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score, "claim": s.claim}
+    data = {"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score, "claim": s.claim}
+    return {**data, "source": s.source} if s.source else data
 
 
 def answer_json(answer: Answer) -> dict:

@@ -1,20 +1,23 @@
 """The answer chain, in LangChain's expression language (LCEL):
 
-    question -> rewrite -> retrieve -> gate -> prompt -> LLM -> citations -> Answer
+    question -> rewrite -> retrieve -> gate -> prompt -> LLM -> citations -> translate -> Answer
 
 ``AnswerChain.runnable()`` is ``prepare | generate``: ``prepare`` is two
 ``RunnableLambda`` steps over a ``State``; ``generate`` is a
 ``RunnableGenerator`` that refuses at once when the gate finds nothing
 relevant, and otherwise streams the model's reply sentence by sentence, each
-sentence's citations checked before it is emitted. It ends with the
-``Answer``. Nothing runs at import time.
+sentence's citations checked before it is emitted. The model drafts in the
+passages' language; a sentence is put into the question's language only
+after it has been checked (``rag.translate``). It ends with the ``Answer``.
+Nothing runs at import time.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
@@ -28,7 +31,13 @@ from .messages import t
 from .prompts import NOT_FOUND, Passage, bare_messages, build_messages, is_echo, select_passages
 from .retrieve import Retriever
 from .rewrite import Rewriter, expand
+from .translate import SentenceTranslator
 from .types import Answer, Retrieval, Sentence
+
+
+def _words(text: str) -> str:
+    """A sentence with its spacing and punctuation gone, to tell repeats."""
+    return re.sub(r"[\W_]+", "", text).lower()
 
 
 @dataclass
@@ -42,7 +51,8 @@ class Delta:
 @dataclass
 class State:
     question: str
-    language: str = "en"
+    language: str = "en"  # the question's: the answer is shown in it
+    draft_language: str = "en"  # the one the model writes in
     queries: list[str] = field(default_factory=list)
     retrieval: Retrieval | None = None
     passages: list[Passage] = field(default_factory=list)
@@ -53,13 +63,15 @@ class State:
 
 class AnswerChain:
     def __init__(self, retriever: Retriever, chat_model, settings: Settings, rewriters: list[Rewriter],
-                 checker: CitationChecker, gate: RelevanceGate | None = None):
+                 checker: CitationChecker, gate: RelevanceGate | None = None,
+                 translator: SentenceTranslator | None = None):
         self.retriever = retriever
         self.gate = gate or RelevanceGate(settings.gate_threshold)
         self.chat_model = chat_model
         self.settings = settings
         self.rewriters = rewriters
         self.checker = checker
+        self.translator = translator
         self.count_tokens = token_counter(chat_model)
 
     # -- the steps ------------------------------------------------------------
@@ -80,7 +92,8 @@ class AnswerChain:
     def prompt(self, state: State) -> State:
         started = time.perf_counter()
         state.passages = self.passages(state.retrieval.hits)
-        state.messages = build_messages(state.question, state.language, state.passages)
+        state.draft_language = self.draft_language(state)
+        state.messages = build_messages(state.question, state.draft_language, state.passages)
         state.prompt_tokens = sum(self.count_tokens(str(m.content)) for m in state.messages)
         state.timings["prompt"] = time.perf_counter() - started
         return state
@@ -88,6 +101,13 @@ class AnswerChain:
     def passages(self, hits: list) -> list[Passage]:
         """The passages the model is given for these hits, within the prompt budget."""
         return select_passages(hits, self.settings.context_tokens, self.count_tokens)
+
+    def draft_language(self, state: State) -> str:
+        """The passages' language when a translator can put the checked sentences
+        into the question's; the question's otherwise."""
+        if self.translator is None or self.settings.draft == "question" or not state.passages:
+            return state.language
+        return lang.detect(" ".join(p.text for p in state.passages))
 
     def generate(self, states: Iterator[State]) -> Iterator[Delta | Answer]:
         for state in states:
@@ -113,7 +133,9 @@ class AnswerChain:
         a refusal if no claim, or fewer than ``MIN_SUPPORTED_SHARE`` of its
         claims, are supported (``Answer.withdrawn`` tells when some had been shown).
         With ``strict`` unsupported sentences are dropped; otherwise they are
-        flagged [?].
+        flagged [?]. A sentence the model repeats is dropped (the small model's
+        "repeater" failure); a shown one is translated into the question's
+        language if the draft is in another.
         """
         started = time.perf_counter()
         vectors = self.retriever.vectors([p.hit for p in state.passages])
@@ -122,7 +144,8 @@ class AnswerChain:
         kept: list[Sentence] = []       # those shown
         held_back: list[Sentence] = []  # waiting for enough support
         first = last = None
-        pieces, maybe_refusal = 0, True
+        pieces, maybe_refusal, paused = 0, True, 0.0
+        spent = {"translate": 0.0}  # and "first_sentence": when the first sentence was shown
 
         def grounding() -> tuple[int, int]:
             """Supported claims and all claims so far; lead-ins and the like count for neither."""
@@ -131,13 +154,21 @@ class AnswerChain:
 
         def show() -> Iterator[Delta]:
             for s in held_back:
+                if state.draft_language != state.language:
+                    begun = time.perf_counter()
+                    s = self._translated(s, state.language)
+                    spent["translate"] += time.perf_counter() - begun
                 kept.append(s)
+                spent.setdefault("first_sentence", time.perf_counter() - started)
                 yield Delta(render([s], state.language), s)
             held_back.clear()
 
         def emit(raw_sentence: str) -> Iterator[Delta]:
-            if NOT_FOUND in raw_sentence or is_echo(parse_markers(raw_sentence)[0]):
+            bare = parse_markers(raw_sentence)[0]
+            if NOT_FOUND in raw_sentence or is_echo(bare):
                 return  # the question asked back, the prompt's wording, "see passage [1]"
+            if _words(bare) in {_words(c.text) for c in checked}:
+                return  # said before
             sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question)[0]
             checked.append(sentence)
             if self.settings.strict and not sentence.supported:
@@ -152,7 +183,9 @@ class AnswerChain:
             if not text:
                 continue
             last = time.perf_counter() - started
-            first = last if first is None else first
+            if first is None:
+                first, translating_before = last, spent["translate"]
+            paused = spent["translate"] - translating_before  # generation waits while a sentence is translated
             pieces += 1
             raw += text
             if maybe_refusal and raw.lstrip().startswith(NOT_FOUND[: len(raw.lstrip())]):
@@ -164,8 +197,8 @@ class AnswerChain:
             yield from emit(piece)
         total = time.perf_counter() - started
         timings = {"ttft": first if first is not None else total, "generate": total}
-        if pieces > 1 and last > first:
-            timings["tokens_per_s"] = (pieces - 1) / (last - first)  # decode rate, first to last token
+        if pieces > 1 and last - paused > first:
+            timings["tokens_per_s"] = (pieces - 1) / (last - paused - first)  # decode rate, first to last token
         extra = {"prompt_tokens": state.prompt_tokens, "completion_tokens": pieces}
         supported, claims = grounding()
         if raw.strip().startswith(NOT_FOUND):
@@ -174,10 +207,17 @@ class AnswerChain:
             yield self._refusal(state, "unsupported", timings, withdrawn=bool(kept), draft=checked, **extra)
         else:
             yield from show()  # the tail, flagged: the reply as a whole stands
+            if state.draft_language != state.language:
+                timings.update(spent, generate=time.perf_counter() - started)
             yield Answer(question=state.question, language=state.language, text=render(kept, state.language).strip(),
                          sources=state.retrieval.hits, sentences=kept,
                          citations=sorted({n for s in kept for n in s.citations}), queries=state.queries,
                          timings=self._timings(state, timings), relevance=state.retrieval.relevance, **extra)
+
+    def _translated(self, sentence: Sentence, language: str) -> Sentence:
+        """The checked sentence in ``language``; as drafted if no faithful translation came back."""
+        text = self.translator.translate(sentence.text, language)
+        return replace(sentence, text=text, source=sentence.text) if text and text != sentence.text else sentence
 
     def _refusal(self, state: State, reason: str, timings: dict, **extra) -> Answer:
         return Answer(question=state.question, language=state.language, text=t(state.language, "refusal"),

@@ -18,6 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHUNKERS = ("structure", "fixed")
 LLM_BACKENDS = ("llama-cpp", "transformers", "openai")
 RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
+DRAFT_LANGUAGES = ("source", "question")
 
 # Environment variable -> settings field. Documented in the README.
 ENV_VARS = {
@@ -34,6 +35,7 @@ ENV_VARS = {
     "RAG_GATE": "gate_threshold",
     "RAG_CONTEXT_TOKENS": "context_tokens",
     "RAG_STRICT": "strict",
+    "RAG_DRAFT": "draft",
     "RAG_BACKEND": "llm_backend",
     "RAG_MODEL": "llm_model",
     "RAG_REWRITE_MODEL": "rewrite_model",
@@ -93,6 +95,11 @@ class Settings:
     gate_threshold: float = 0.029
     # Drop answer sentences no cited passage supports (otherwise they are flagged).
     strict: bool = False
+    # The language the model writes its draft in. "source": the passages' own,
+    # each checked sentence then translated into the question's (rag/translate.py);
+    # the small model adds less of its own when it need not translate as it
+    # answers (docs/EVAL.md). "question": straight in the question's language.
+    draft: str = "source"
     max_tokens: int = 320
     temperature: float = 0.1
     repeat_penalty: float = 1.1
@@ -115,6 +122,8 @@ class Settings:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.candidates < self.top_k:
             raise ConfigError(f"candidates ({self.candidates}) must be at least top_k ({self.top_k})")
+        if self.draft not in DRAFT_LANGUAGES:
+            raise ConfigError(f"unknown draft language {self.draft!r}; choose one of {', '.join(DRAFT_LANGUAGES)}")
         if self.llm_backend not in LLM_BACKENDS:
             raise ConfigError(f"unknown backend {self.llm_backend!r}; choose one of {', '.join(LLM_BACKENDS)}")
         if self.llm_backend == "openai" and not self.llm_base_url:

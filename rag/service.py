@@ -71,7 +71,24 @@ def build_chain(settings: Settings, progress: Progress | None = None):
     separate = translator.chat_model is not chat_model or settings.llm_backend == "openai"
     checker = CitationChecker(retriever.embedder, retriever.all_vectors(),
                               translate=translator.translate if separate else None)
-    return AnswerChain(retriever, chat_model, settings, rewriters, checker)
+    return AnswerChain(retriever, chat_model, settings, rewriters, checker, translator=answer_translator(settings))
+
+
+def answer_translator(settings: Settings):
+    """What puts checked sentences into the question's language (``rag.translate``),
+    or None to have the model write in the question's language itself.
+
+    It works while the answer streams, so with llama-cpp it is a second instance
+    of the answer model (the weights are memory-mapped, so shared). A server takes
+    both calls. A transformers model would need a second copy in memory: none.
+    """
+    from .llm import get_chat_model
+    from .translate import SentenceTranslator
+
+    if settings.draft == "question" or settings.llm_backend == "transformers":
+        return None
+    return SentenceTranslator(get_chat_model(settings, instance="translate" if settings.llm_backend == "llama-cpp"
+                                             else "answer"))
 
 
 def refresh(chain) -> bool:

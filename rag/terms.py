@@ -57,13 +57,23 @@ def question_names(question: str) -> list[str]:
     return names
 
 
+def split_enumeration(text: str) -> tuple[str, str]:
+    """The list numbering ``text`` opens with, and the rest.
+
+    >>> split_enumeration("2. **数据**：清洗。"), split_enumeration("1.5B 参数")
+    (('2. ', '**数据**：清洗。'), ('', '1.5B 参数'))
+    """
+    match = _ENUMERATION.match(text)
+    return (match.group(0), text[match.end():]) if match else ("", text)
+
+
 def strip_enumeration(text: str) -> str:
     """``text`` without the list numbering it opens with.
 
     >>> strip_enumeration("2] 引入公平性约束。"), strip_enumeration("1.5B 参数")
     ('引入公平性约束。', '1.5B 参数')
     """
-    return _ENUMERATION.sub("", text)
+    return split_enumeration(text)[1]
 
 
 def specific_terms(text: str) -> list[str]:

@@ -100,7 +100,9 @@ class Sentence:
     ``score`` is how well the best cited passage supports it (0..1);
     ``supported`` is that score against the calibrated threshold. ``claim`` is
     False for sentences that state nothing to check ("好的。", "The steps are:"):
-    they pass, but they do not count as grounding an answer.
+    they pass, but they do not count as grounding an answer. ``source`` is the
+    sentence as the model drafted it, in the passages' language, when ``text``
+    is its translation: the check was made on ``source``.
     """
 
     text: str
@@ -108,6 +110,7 @@ class Sentence:
     supported: bool = True
     score: float = 0.0
     claim: bool = True
+    source: str = ""
 
 
 @dataclass

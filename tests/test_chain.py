@@ -18,12 +18,23 @@ from rag.prompts import Passage
 from rag.types import Answer
 
 
-def scripted_chain(session_retriever, reply: str) -> AnswerChain:
+def scripted_chain(session_retriever, reply: str, translator=None, **settings) -> AnswerChain:
     model = GenericFakeChatModel(messages=iter([AIMessage(reply)]))
     retriever = session_retriever
-    settings = retriever.settings
-    return AnswerChain(retriever, model, settings, retriever.rewriters,
-                       CitationChecker(retriever.embedder, retriever.all_vectors()))
+    return AnswerChain(retriever, model, retriever.settings.with_(**settings), retriever.rewriters,
+                       CitationChecker(retriever.embedder, retriever.all_vectors()), translator=translator)
+
+
+class Dictionary:
+    """A translator that knows a few sentences (and returns "" for the rest, like a failed translation)."""
+
+    def __init__(self, known: dict[str, str]):
+        self.known = known
+        self.asked: list[tuple[str, str]] = []
+
+    def translate(self, text: str, target: str) -> str:
+        self.asked.append((text, target))
+        return self.known.get(text, "")
 
 
 def run(chain: AnswerChain, question: str) -> tuple[list[Delta], Answer]:
@@ -45,6 +56,52 @@ def test_echoes_of_the_question_and_prompt_are_not_shown(session_retriever):
     deltas, answer = run(scripted_chain(session_retriever, reply), "什么是 LoRA？")
     assert [s.text for s in answer.sentences] == ["LoRA 在大模型的特定层中注入低秩矩阵。", "它只微调少量参数。"]
     assert "".join(d.text for d in deltas).strip() == answer.text and "段落" not in answer.text
+
+
+LORA_DRAFT = "LoRA 在大模型的特定层中注入低秩矩阵 [1]。它只微调少量参数 [1]。"
+LORA_EN = {"LoRA 在大模型的特定层中注入低秩矩阵。": "LoRA injects low-rank matrices into specific layers of the model. ",
+           "它只微调少量参数。": "It fine-tunes only a few parameters. "}
+
+
+def test_an_english_question_is_drafted_in_the_passages_language_and_translated_after_the_check(session_retriever):
+    translator = Dictionary(LORA_EN)
+    chain = scripted_chain(session_retriever, LORA_DRAFT, translator)
+    state = chain.prompt(chain.retrieve(chain.rewrite("What is LoRA?")))
+    assert (state.language, state.draft_language) == ("en", "zh")
+    assert "请用简体中文回答" in str(state.messages[-1].content)
+    deltas, answer = run(chain, "What is LoRA?")
+    assert [s.text for s in answer.sentences] == list(LORA_EN.values())
+    assert [s.source for s in answer.sentences] == list(LORA_EN)  # what was checked
+    assert all(s.supported and s.citations for s in answer.sentences)
+    assert answer.text.startswith("LoRA injects low-rank matrices into specific layers of the model [1]. It fine-")
+    assert "".join(d.text for d in deltas).strip() == answer.text
+    assert {"translate", "first_sentence"} <= set(answer.timings)
+
+
+def test_a_sentence_without_a_faithful_translation_is_shown_as_drafted(session_retriever):
+    translator = Dictionary({"LoRA 在大模型的特定层中注入低秩矩阵。": LORA_EN["LoRA 在大模型的特定层中注入低秩矩阵。"]})
+    _, answer = run(scripted_chain(session_retriever, LORA_DRAFT, translator), "What is LoRA?")
+    assert [s.text for s in answer.sentences] == [LORA_EN["LoRA 在大模型的特定层中注入低秩矩阵。"], "它只微调少量参数。"]
+    assert answer.sentences[1].source == ""
+
+
+@pytest.mark.parametrize("question, setting, translator", [
+    ("What is LoRA?", "question", Dictionary(LORA_EN)),  # RAG_DRAFT=question
+    ("What is LoRA?", "source", None),  # nothing to translate with
+    ("什么是 LoRA？", "source", Dictionary(LORA_EN)),  # already the passages' language
+])
+def test_the_model_writes_in_the_question_language_otherwise(session_retriever, question, setting, translator):
+    chain = scripted_chain(session_retriever, LORA_DRAFT, translator, draft=setting)
+    state = chain.prompt(chain.retrieve(chain.rewrite(question)))
+    assert state.draft_language == state.language
+    run(chain, question)
+    assert not (translator and translator.asked)
+
+
+def test_a_repeated_sentence_is_shown_once(session_retriever):
+    reply = "LoRA 在大模型的特定层中注入低秩矩阵 [1]。它只微调少量参数。LoRA 在大模型的特定层中注入低秩矩阵 [2]。它只微调少量参数！"
+    _, answer = run(scripted_chain(session_retriever, reply), "什么是 LoRA？")
+    assert [s.text for s in answer.sentences] == ["LoRA 在大模型的特定层中注入低秩矩阵。", "它只微调少量参数。"]
 
 
 def test_missing_marker_is_attached_and_bogus_marker_dropped(session_retriever):

@@ -1,0 +1,60 @@
+"""Answer sentences into the question's language: what is kept, what is rejected."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage
+
+from rag.translate import SentenceTranslator
+
+
+class Recorder:
+    """A chat model that answers with a fixed reply and remembers what it was asked."""
+
+    def __init__(self, reply: str):
+        self.reply = reply
+        self.asked: list[str] = []
+
+    def invoke(self, messages, **_):
+        self.asked.append(str(messages[-1].content))
+        return AIMessage(self.reply)
+
+
+def test_a_sentence_is_translated_and_keeps_its_numbering_and_spacing():
+    model = Recorder("2. **Data preprocessing**: clean the training set.")
+    out = SentenceTranslator(model).translate("2. **数据预处理**：清洗训练数据集。\n", "en")
+    assert model.asked == ["**数据预处理**：清洗训练数据集。"]  # the model never sees the numbering
+    assert out == "2. **Data preprocessing**: clean the training set.\n"
+
+
+def test_code_and_text_already_in_the_language_are_not_sent_to_the_model():
+    model = Recorder("should not be used")
+    translator = SentenceTranslator(model)
+    code = "```python\nmodel = GLMModel.from_pretrained(name)  # 加载模型\n```"
+    assert translator.translate(code, "en") == code
+    assert translator.translate("LoRA freezes the weights.", "en") == "LoRA freezes the weights."
+    assert translator.translate("LoRA 冻结主权重。", "zh") == "LoRA 冻结主权重。"
+    assert model.asked == []
+
+
+def test_a_translation_that_adds_a_number_or_name_is_rejected():
+    source = "微调可以缩短训练时间。"
+    assert SentenceTranslator(Recorder("Fine-tuning cuts training time by 80%.")).translate(source, "en") == ""
+    assert SentenceTranslator(Recorder("Fine-tuning, as OpenAI showed, cuts training time.")).translate(source, "en") == ""
+    # names and numbers the source states are fine, and so are glossary terms ("大模型" is "LLM")
+    assert SentenceTranslator(Recorder("LLM fine-tuning with LoRA takes 10 hours.")).translate(
+        "大模型用 LoRA 微调需要 10 小时。", "en") == "LLM fine-tuning with LoRA takes 10 hours. "
+
+
+def test_a_reply_in_the_wrong_language_or_empty_is_rejected():
+    assert SentenceTranslator(Recorder("微调可以缩短训练时间。")).translate("微调可以缩短时间。", "en") == ""
+    assert SentenceTranslator(Recorder("  ")).translate("微调可以缩短训练时间。", "en") == ""
+
+
+def test_english_into_chinese_too():
+    model = Recorder("“LoRA 冻结预训练权重。”")
+    assert SentenceTranslator(model).translate("LoRA freezes the pretrained weights. ", "zh") == "LoRA 冻结预训练权重。"
+
+
+def test_chinese_sentences_translated_into_english_are_spaced():
+    assert SentenceTranslator(Recorder("Fine-tuning needs less data.")).translate("微调需要的数据更少。", "en") == \
+        "Fine-tuning needs less data. "
