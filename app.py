@@ -41,6 +41,8 @@ def load_chain(settings: Settings) -> AnswerChain:
 
     chain = build_chain(settings)
     chain.count_tokens("warm-up")  # llama.cpp reads its weights on first use: pay that here, not in the first answer
+    if chain.translator is not None:
+        chain.translator.warm_up()
     loaded_chains().add(settings)
     return chain
 
@@ -236,7 +238,9 @@ def supporting_spans(chain: AnswerChain, answer: Answer) -> dict[int, list[tuple
     for sentence in answer.sentences:
         for n in sentence.citations:
             passage = answer.sources[n - 1].chunk.text
-            spans.setdefault(n, []).append(support_span(chain.retriever.embedder, sentence.text, passage))
+            # the drafted sentence, in the passage's language, where the answer shows a translation
+            spans.setdefault(n, []).append(support_span(chain.retriever.embedder, sentence.source or sentence.text,
+                                                        passage))
     return spans
 
 

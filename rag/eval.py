@@ -42,13 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", help="write every answer (sentences, scores, citations) to this JSON-lines file")
     parser.add_argument("--model", help="the answering model (default qwen2.5-coder-1.5b)")
     parser.add_argument("--strict", action="store_true", help="drop unsupported sentences")
+    parser.add_argument("--draft", choices=("source", "question"),
+                        help="the model drafts in the passages' language, then translates (default), "
+                             "or writes in the question's")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, embedder=args.embedder,
                                  chunker=args.chunker, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
                                  retrieval=args.retrieval, glossary=False if args.no_glossary else None,
-                                 llm_model=args.model, strict=True if args.strict else None)
+                                 llm_model=args.model, strict=True if args.strict else None, draft=args.draft)
 
     from .service import build_chain, open_retriever
 
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                     f.write(json.dumps({"id": q.id, "lang": q.lang, "answerable": q.answerable, **answer_json(a)},
                                        ensure_ascii=False) + "\n")
     metrics["settings"] = {k: settings.as_dict()[k] for k in ("embedder", "chunker", "chunk_size", "chunk_overlap",
-                                                               "retrieval", "glossary", "llm_model")}
+                                                               "retrieval", "glossary", "llm_model", "draft")}
     metrics["mode"] = "no-llm" if args.no_llm else "retrieval-only" if args.retrieval_only else "answers"
     if args.json:
         print(json.dumps(metrics, ensure_ascii=False, indent=1))

@@ -19,6 +19,7 @@ import re
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from . import lang
+from .llm import LlamaCppChat
 from .terms import novel_terms, split_enumeration, strip_enumeration
 
 _NAMES = {"en": "English", "zh": "Simplified Chinese"}
@@ -29,6 +30,11 @@ class SentenceTranslator:
     def __init__(self, chat_model, max_tokens: int = 240):
         self.chat_model = chat_model
         self.max_tokens = max_tokens
+
+    def warm_up(self) -> None:
+        """Load the model now rather than in the middle of the first English answer."""
+        if isinstance(self.chat_model, LlamaCppChat):  # a server's model is not ours to load
+            self.chat_model.get_num_tokens("warm-up")
 
     @staticmethod
     def messages(text: str, target: str) -> list[BaseMessage]:

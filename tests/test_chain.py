@@ -149,6 +149,10 @@ def test_real_model_answers_lora_in_english_citing_the_lora_passage(real_chain):
     assert answer.citations
     assert any("LoRA" in answer.sources[n - 1].chunk.text for n in answer.citations)
     assert "什么是 LoRA" in " ".join(answer.queries) or any(lang.has_cjk(q) for q in answer.queries[1:])
+    # drafted in Chinese, checked there, then translated by the local model
+    translated = [s for s in answer.sentences if s.source]
+    assert translated and all(lang.has_cjk(s.source) and lang.detect(s.text) == "en" for s in translated)
+    assert answer.timings["translate"] > 0
 
 
 @pytest.mark.slow
@@ -165,6 +169,13 @@ def test_the_checker_translates_with_its_own_model_instance(real_chain):
     translator = real_chain.checker.translate.__self__
     assert translator.chat_model is not real_chain.chat_model
     assert translator.chat_model.model_path == real_chain.chat_model.model_path
+
+
+def test_answer_sentences_are_translated_by_another_instance_of_the_answer_model(real_chain):
+    """The same weights (memory-mapped, so shared), but its own context and lock: the answer is still streaming."""
+    translator = real_chain.translator.chat_model
+    assert translator is not real_chain.chat_model and translator is not real_chain.checker.translate.__self__.chat_model
+    assert translator.model_path == real_chain.chat_model.model_path
 
 
 @pytest.mark.slow

