@@ -14,7 +14,6 @@ Nothing runs at import time.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -28,16 +27,11 @@ from .config import Settings
 from .gate import RelevanceGate, closest_topics
 from .llm import token_counter
 from .messages import t
-from .prompts import NOT_FOUND, Passage, bare_messages, build_messages, is_echo, select_passages
+from .prompts import NOT_FOUND, Passage, bare_messages, bare_words, build_messages, is_echo, select_passages
 from .retrieve import Retriever
 from .rewrite import Rewriter, expand
 from .translate import SentenceTranslator
 from .types import Answer, Retrieval, Sentence
-
-
-def _words(text: str) -> str:
-    """A sentence with its spacing and punctuation gone, to tell repeats."""
-    return re.sub(r"[\W_]+", "", text).lower()
 
 
 @dataclass
@@ -59,6 +53,10 @@ class State:
     messages: list[BaseMessage] = field(default_factory=list)
     prompt_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def translating(self) -> bool:
+        return self.draft_language != self.language
 
 
 class AnswerChain:
@@ -154,7 +152,7 @@ class AnswerChain:
 
         def show() -> Iterator[Delta]:
             for s in held_back:
-                if state.draft_language != state.language:
+                if state.translating:
                     begun = time.perf_counter()
                     s = self._translated(s, state.language)
                     spent["translate"] += time.perf_counter() - begun
@@ -167,7 +165,7 @@ class AnswerChain:
             bare = parse_markers(raw_sentence)[0]
             if NOT_FOUND in raw_sentence or is_echo(bare):
                 return  # the question asked back, the prompt's wording, "see passage [1]"
-            if _words(bare) in {_words(c.text) for c in checked}:
+            if bare_words(bare) in {bare_words(c.text) for c in checked}:
                 return  # said before
             sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question)[0]
             checked.append(sentence)
@@ -207,7 +205,7 @@ class AnswerChain:
             yield self._refusal(state, "unsupported", timings, withdrawn=bool(kept), draft=checked, **extra)
         else:
             yield from show()  # the tail, flagged: the reply as a whole stands
-            if state.draft_language != state.language:
+            if state.translating:
                 timings.update(spent, generate=time.perf_counter() - started)
             yield Answer(question=state.question, language=state.language, text=render(kept, state.language).strip(),
                          sources=state.retrieval.hits, sentences=kept,

@@ -16,7 +16,7 @@ import sys
 import time
 
 from .cli import ProgressBars, run, setup_logging
-from .config import Settings
+from .config import DRAFT_LANGUAGES, Settings
 from .evaluation import (MRR_AT, Outcome, answer_metrics, first_hit_rank, gold_position, load_questions,
                          retrieval_metrics)
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", help="write every answer (sentences, scores, citations) to this JSON-lines file")
     parser.add_argument("--model", help="the answering model (default qwen2.5-coder-1.5b)")
     parser.add_argument("--strict", action="store_true", help="drop unsupported sentences")
-    parser.add_argument("--draft", choices=("source", "question"),
+    parser.add_argument("--draft", choices=DRAFT_LANGUAGES,
                         help="the model drafts in the passages' language, then translates (default), "
                              "or writes in the question's")
     parser.add_argument("--verbose", action="store_true")

@@ -107,8 +107,13 @@ _POINTER = re.compile(r"^(?:this|that|it|these|the above)\b[^.]{0,40}\b(?:passag
 _FILLER = re.compile(r"[\W_]+")
 
 
+def bare_words(text: str) -> str:
+    """``text`` without spacing and punctuation, lower-cased: to compare wordings."""
+    return _FILLER.sub("", text).lower()
+
+
 # the prompt's wording as a reply would echo it: markers like [1] are stripped from replies
-_INSTRUCTIONS = _FILLER.sub("", re.sub(r"\[\d\]", "", " ".join([SYSTEM, *_ASK.values()]))).lower()
+_INSTRUCTIONS = bare_words(re.sub(r"\[\d\]", "", " ".join([SYSTEM, *_ASK.values()])))
 
 
 def is_echo(sentence: str) -> bool:
@@ -130,5 +135,5 @@ def is_echo(sentence: str) -> bool:
         return True
     # Not "a substring of the question": "ChatGLM 还能处理图片和语音。" answers
     # "ChatGLM 还能处理图片和语音吗？" by restating it.
-    bare = _FILLER.sub("", text).lower()
+    bare = bare_words(text)
     return len(bare) >= 4 and bare in _INSTRUCTIONS

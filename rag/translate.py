@@ -19,7 +19,7 @@ import re
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from . import lang
-from .llm import LlamaCppChat
+from .llm import token_counter
 from .terms import novel_terms, split_enumeration, strip_enumeration
 
 _NAMES = {"en": "English", "zh": "Simplified Chinese"}
@@ -33,8 +33,7 @@ class SentenceTranslator:
 
     def warm_up(self) -> None:
         """Load the model now rather than in the middle of the first English answer."""
-        if isinstance(self.chat_model, LlamaCppChat):  # a server's model is not ours to load
-            self.chat_model.get_num_tokens("warm-up")
+        token_counter(self.chat_model)("warm-up")  # a server's model: an estimate, nothing loads
 
     @staticmethod
     def messages(text: str, target: str) -> list[BaseMessage]:
