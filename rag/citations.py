@@ -129,6 +129,7 @@ class Thresholds:
 
     margin_full: float = 0.06  # a margin this large counts as full support
     support: float = 0.45      # combined score at which a passage supports a sentence
+    overlap_full: float = 0.7  # in the passage's language, this share of words in common is support on its own
     min_chars: int = 6         # shorter "sentences" ("好的。") carry no claim
 
 
@@ -161,10 +162,16 @@ class CitationChecker:
         # about LLaMA's uses, and near a code block). Only an English sentence
         # against a Chinese passage may rest on similarity alone: a translation
         # shares no words. (A code block, even with Chinese comments, is "en".)
+        # The other way round, in the passage's own language a sentence made
+        # mostly of its words is copied from it, even when the passage as a whole
+        # is about more than the sentence and the embeddings say so ("GPT、T5等
+        # 预训练模型都是不错的选择" from a five-step recipe; "the batch size is 16" from code).
         passage_languages = [lang.detect(p.text) for p in passages]
-        translated = np.array([[lang.detect(text) == "en" and pl == "zh" for pl in passage_languages]
-                               for text in texts])
-        return np.where(translated, np.maximum(dense, combined), combined)
+        sentence_languages = [lang.detect(text) for text in texts]
+        translated = np.array([[sl == "en" and pl == "zh" for pl in passage_languages] for sl in sentence_languages])
+        same = np.array([[sl == pl for pl in passage_languages] for sl in sentence_languages]).reshape(dense.shape)
+        copied = same & (overlap >= self.t.overlap_full)
+        return np.where(translated, np.maximum(dense, combined), np.where(copied, np.maximum(overlap, combined), combined))
 
     def check(self, raw_sentences: list[str], passages: list[Passage], passage_vectors: np.ndarray,
               question: str = "") -> list[Sentence]:

@@ -173,3 +173,24 @@ def test_a_sentence_naming_what_no_passage_mentions_is_unsupported(checker_and_p
     checker, passages, vectors = checker_and_passages
     out = checker.check(["LoRA 由 Yann LeCun 提出，它在特定层中注入低秩矩阵 [1]。"], passages, vectors, "LoRA 论文是谁写的？")
     assert not out[0].supported and out[0].citations == []
+
+
+def test_a_sentence_made_of_a_passages_own_words_is_supported_though_the_passage_is_about_more(session_retriever):
+    """Held-out h006: against the whole knowledge base the five-step recipe is no
+    closer to the sentence than usual (dense margin 0), yet the sentence is copied from it."""
+    from dataclasses import replace
+
+    retriever = session_retriever
+    hits = retriever("如何实现一个基于大模型的文本生成系统？", k=3).hits
+    recipe = next(h for h in hits if "选择合适的预训练模型，如GPT、T5等" in h.chunk.text)
+    passages = [Passage(n, h, h.chunk.text) for n, h in enumerate([recipe], start=1)]
+    vectors = retriever.vectors([recipe])
+    checker = CitationChecker(retriever.embedder, retriever.all_vectors())
+    claim = "GPT、T5等预训练模型都是不错的选择，可以根据具体需求调整模型结构。"
+    question = "If I want to build a text generation system, which pretrained models are suggested?"
+    without_rule = CitationChecker(checker.embedder, checker.background, replace(checker.t, overlap_full=1.01))
+    assert not without_rule.check([claim], passages, vectors, question)[0].supported  # similarity is too weak
+    out = checker.check([claim], passages, vectors, question)[0]
+    assert out.supported and out.citations == [1]
+    # A sentence with some of its words is not copied from it.
+    assert not checker.check(["GPT 和 T5 都是模型幻觉最严重的选择。"], passages, vectors, question)[0].supported
