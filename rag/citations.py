@@ -169,9 +169,10 @@ class CitationChecker:
         passage_languages = [lang.detect(p.text) for p in passages]
         sentence_languages = [lang.detect(text) for text in texts]
         translated = np.array([[sl == "en" and pl == "zh" for pl in passage_languages] for sl in sentence_languages])
-        same = np.array([[sl == pl for pl in passage_languages] for sl in sentence_languages]).reshape(dense.shape)
+        same = np.array([[sl == pl for pl in passage_languages] for sl in sentence_languages])
         copied = same & (overlap >= self.t.overlap_full)
-        return np.where(translated, np.maximum(dense, combined), np.where(copied, np.maximum(overlap, combined), combined))
+        combined = np.where(copied, np.maximum(overlap, combined), combined)
+        return np.where(translated, np.maximum(dense, combined), combined)
 
     def check(self, raw_sentences: list[str], passages: list[Passage], passage_vectors: np.ndarray,
               question: str = "") -> list[Sentence]:
