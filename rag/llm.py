@@ -14,10 +14,11 @@ import atexit
 import functools
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -107,6 +108,16 @@ class LlamaCppChat(_StreamingChat):
     def get_num_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False))
 
+    def yes_probability(self, messages: list[BaseMessage]) -> float:
+        import llama_cpp
+
+        with self._lock:
+            # One token is sampled; the logits it was sampled from stay in the context.
+            self.llama.create_chat_completion(to_openai_messages(messages), max_tokens=1, temperature=0.0)
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llama.ctx, -1),
+                                           shape=(self.llama.n_vocab(),)).copy()
+        return yes_share(logits, lambda word: self.llama.tokenize(word.encode("utf-8"), add_bos=False))
+
     def _deltas(self, messages, stop, **overrides):
         with self._lock:
             stream = self.llama.create_chat_completion(
@@ -154,6 +165,16 @@ class TransformersChat(_StreamingChat):
         tokenizer, _ = self._load()
         return len(tokenizer.encode(text, add_special_tokens=False))
 
+    def yes_probability(self, messages: list[BaseMessage]) -> float:
+        import torch
+
+        tokenizer, model = self._load()
+        with self._lock, torch.no_grad():
+            inputs = tokenizer.apply_chat_template(to_openai_messages(messages), add_generation_prompt=True,
+                                                   return_tensors="pt", return_dict=True)
+            logits = model(**inputs).logits[0, -1].float().numpy()
+        return yes_share(logits, lambda word: tokenizer.encode(word, add_special_tokens=False))
+
     def _deltas(self, messages, stop, **overrides):
         from transformers import TextIteratorStreamer
 
@@ -181,6 +202,43 @@ class TransformersChat(_StreamingChat):
                     yield piece
             finally:
                 worker.join()
+
+
+YES, NO = ("yes", "Yes", " yes", " Yes"), ("no", "No", " no", " No")
+
+
+def yes_share(logits: np.ndarray, tokenize: Callable[[str], list[int]]) -> float:
+    """P(the reply starts "yes") / (P("yes") + P("no")), from next-token logits.
+
+    >>> vocab = {"yes": 0, "no": 1, "maybe": 2}
+    >>> round(yes_share(np.log(np.array([0.6, 0.2, 0.2])), lambda w: [vocab.get(w.strip().lower(), 2)]), 2)
+    0.75
+    """
+    p = np.exp(logits - logits.max())
+    ids = {word: tokenize(word)[0] for word in YES + NO if tokenize(word)}
+    yes = p[sorted({ids[w] for w in YES if w in ids})].sum()
+    no = p[sorted({ids[w] for w in NO if w in ids})].sum()
+    return float(yes / (yes + no)) if yes + no > 0 else 0.5
+
+
+def yes_probability(chat_model, messages: list[BaseMessage]) -> float:
+    """How surely ``chat_model`` would begin its reply to ``messages`` with "yes"
+    rather than "no" (0..1). A probability, not a sampled word, so that a
+    threshold can be calibrated on it. A server is asked for the first token's
+    log-probabilities; one that gives none is taken at its word (1 or 0)."""
+    if isinstance(chat_model, (LlamaCppChat, TransformersChat)):
+        return chat_model.yes_probability(messages)
+    reply = chat_model.bind(max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=10).invoke(messages)
+    content = (reply.response_metadata.get("logprobs") or {}).get("content") or []
+    if content and content[0].get("top_logprobs"):
+        top: dict[str, float] = {}
+        for t in content[0]["top_logprobs"]:  # "Yes", " yes", "yes": one word, their probabilities added
+            word = t["token"].strip().lower()
+            top[word] = top.get(word, 0.0) + float(np.exp(t["logprob"]))
+        yes, no = top.get("yes", 0.0), top.get("no", 0.0)
+        if yes + no > 0:
+            return float(yes / (yes + no))
+    return 1.0 if str(reply.content).strip().lower().startswith("yes") else 0.0
 
 
 def _first_stop(text: str, stop: list[str] | None) -> int | None:

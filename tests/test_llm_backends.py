@@ -121,3 +121,43 @@ def test_answers_are_translated_by_a_second_llama_cpp_instance_or_the_server_and
     assert answer_translator(server).chat_model is get_chat_model(server)  # a server serves both calls
     assert answer_translator(Settings(llm_backend="transformers")) is None  # a second copy in memory: no
     assert answer_translator(Settings(draft="question")) is None
+
+
+YES_QUESTION = [HumanMessage("Is Paris the capital of France? Reply with one word: yes or no.")]
+NO_QUESTION = [HumanMessage("Is Paris the capital of Japan? Reply with one word: yes or no.")]
+
+
+def test_llama_cpp_yes_probability_reads_the_models_first_token():
+    """The default model knows its capitals (the 0.5B says "Yes" to both questions)."""
+    from rag.llm import yes_probability
+
+    model = get_chat_model(Settings())
+    yes, no = yes_probability(model, YES_QUESTION), yes_probability(model, NO_QUESTION)
+    assert 0.8 < yes <= 1 and 0 <= no < 0.2
+    # A prompt already in the KV cache is read again, not skipped (batching moves the last digits).
+    assert yes_probability(model, YES_QUESTION) == pytest.approx(yes, abs=0.01)
+
+
+@pytest.mark.slow
+def test_transformers_yes_probability_agrees_with_llama_cpp_on_the_same_weights():
+    from rag.llm import yes_probability
+
+    path = resolve_gguf(FAST_MODEL, Settings().cache_dir)
+    # The settings of the backend test above: the de-quantised model is loaded once.
+    hf = get_chat_model(Settings(llm_backend="transformers", llm_model=str(path), temperature=0.0, max_tokens=12))
+    cpp = get_chat_model(Settings(llm_model=FAST_MODEL))
+    for question in (YES_QUESTION, NO_QUESTION):
+        assert yes_probability(hf, question) == pytest.approx(yes_probability(cpp, question), abs=0.1)
+
+
+@pytest.mark.slow
+def test_yes_probability_over_a_server_agrees_with_the_model_in_process(openai_server):
+    """The server's top log-probabilities give what the logits give in process (same 0.5B weights)."""
+    from rag.llm import yes_probability
+
+    served = get_chat_model(Settings(llm_backend="openai", llm_base_url=openai_server, llm_model="qwen-0.5b"))
+    local = get_chat_model(Settings(llm_model=FAST_MODEL))
+    for question in (YES_QUESTION, NO_QUESTION):
+        p = yes_probability(served, question)
+        assert 0 < p < 1  # a probability, not the server's one word taken as 1 or 0
+        assert p == pytest.approx(yes_probability(local, question), abs=0.1)
