@@ -273,15 +273,15 @@ def show_sources(answer: Answer, spans: dict[int, list[tuple[int, int]]]) -> Non
 
 
 # Stages in the order they run (answer.timings merges retrieval's and the chain's dicts).
-_STAGE_ORDER = {k: i for i, k in enumerate(("load", "rewrite", "dense", "lexical", "retrieve", "prompt", "ttft",
-                                             "generate"))}
+_STAGE_ORDER = {k: i for i, k in enumerate(("load", "rewrite", "dense", "lexical", "retrieve", "prompt", "grade",
+                                             "ttft", "generate"))}
 
 
 def score(value: float | None, digits: int) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def show_trace(answer: Answer, threshold: float) -> None:
+def show_trace(answer: Answer, threshold: float, grade_threshold: float = 0.0) -> None:
     """How the answer came about: queries, every candidate's scores, the gate, tokens, timings."""
     L = answer.language
     with st.expander(ui(L, "trace"), icon=":material/manage_search:"):
@@ -300,6 +300,10 @@ def show_trace(answer: Answer, threshold: float) -> None:
         above = answer.relevance is None or answer.relevance >= threshold
         gate = (f"**{ui(L, 'gate')}:** {ui(L, 'relevance')} {relevance} {'≥' if above else '<'} "
                 f"{ui(L, 'threshold')} {threshold:.3f} → {verdict}")
+        if answer.grade is not None:  # the model read the passages: do they state the answer?
+            above = answer.grade >= grade_threshold
+            gate += (f"  \n**{ui(L, 'grade')}:** {answer.grade:.2f} {'≥' if above else '<'} "
+                     f"{ui(L, 'threshold')} {grade_threshold:.2f} → {ui(L, 'passed' if above else 'refused')}")
         if answer.refused:
             reason = answer.refusal_reason or ""
             gate += f"  \n**{ui(L, 'reason')}:** `{reason}` — {ui(L, 'reason_' + reason) if reason else ''}"
@@ -334,7 +338,7 @@ def show_details(turn: dict) -> None:
     answer = turn["answer"]
     if not answer.refused:
         show_sources(answer, turn["spans"])
-    show_trace(answer, turn["threshold"])
+    show_trace(answer, turn["threshold"], turn.get("grade_threshold", 0.0))
 
 
 # --- the chat page -------------------------------------------------------------------------
@@ -379,6 +383,7 @@ def answer_question(chain: AnswerChain, question: str, compare: bool) -> dict:
     else:
         answer = stream_answer(chain, question, language)
     turn = {"role": "assistant", "answer": answer, "bare": bare, "threshold": chain.settings.gate_threshold,
+            "grade_threshold": chain.settings.grade,
             "spans": {} if answer.refused else supporting_spans(chain, answer)}
     show_details(turn)
     return turn

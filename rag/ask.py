@@ -131,7 +131,7 @@ def answer_json(answer: Answer) -> dict:
     return {"question": answer.question, "answer": answer.text, "refused": answer.refused,
             "refusal_reason": answer.refusal_reason, "topics": answer.topics, "unknown_terms": answer.unknown_terms,
             "withdrawn": answer.withdrawn, "draft": [sentence_json(s) for s in answer.draft],
-            "relevance": None if answer.relevance is None else round(answer.relevance, 4),
+            "relevance": None if answer.relevance is None else round(answer.relevance, 4), "grade": answer.grade,
             "citations": answer.citations,
             "sources": [source_json(n, h) for n, h in enumerate(answer.sources, start=1)],
             "sentences": [sentence_json(s) for s in answer.sentences],

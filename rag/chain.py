@@ -1,11 +1,12 @@
 """The answer chain, in LangChain's expression language (LCEL):
 
-    question -> rewrite -> retrieve -> gate -> prompt -> LLM -> citations -> translate -> Answer
+    question -> rewrite -> retrieve -> gate -> prompt -> grade -> LLM -> citations -> translate -> Answer
 
 ``AnswerChain.runnable()`` is ``prepare | generate``: ``prepare`` is two
 ``RunnableLambda`` steps over a ``State``; ``generate`` is a
 ``RunnableGenerator`` that refuses at once when the gate finds nothing
-relevant, and otherwise streams the model's reply sentence by sentence, each
+relevant or the model, reading the passages, finds they do not state the
+answer (``rag.grade``), and otherwise streams the model's reply sentence by sentence, each
 sentence's citations checked before it is emitted. The model drafts in the
 passages' language; a sentence is put into the question's language only
 after it has been checked (``rag.translate``). It ends with the ``Answer``.
@@ -25,6 +26,7 @@ from . import lang
 from .citations import CitationChecker, SentenceBuffer, parse_markers, render
 from .config import Settings
 from .gate import RelevanceGate, closest_topics
+from .grade import PassageGrader
 from .llm import token_counter
 from .messages import t
 from .prompts import NOT_FOUND, Passage, bare_messages, bare_words, build_messages, is_echo, select_passages
@@ -62,7 +64,7 @@ class State:
 class AnswerChain:
     def __init__(self, retriever: Retriever, chat_model, settings: Settings, rewriters: list[Rewriter],
                  checker: CitationChecker, gate: RelevanceGate | None = None,
-                 translator: SentenceTranslator | None = None):
+                 translator: SentenceTranslator | None = None, grader: PassageGrader | None = None):
         self.retriever = retriever
         self.gate = gate or RelevanceGate(settings.gate_threshold)
         self.chat_model = chat_model
@@ -70,6 +72,7 @@ class AnswerChain:
         self.rewriters = rewriters
         self.checker = checker
         self.translator = translator
+        self.grader = grader
         self.count_tokens = token_counter(chat_model)
 
     # -- the steps ------------------------------------------------------------
@@ -113,8 +116,22 @@ class AnswerChain:
             if not decision.passed:
                 yield self._refusal(state, decision.reason, {"ttft": 0.0, "generate": 0.0},
                                     unknown_terms=decision.unknown)
+                continue
+            state = self.prompt(state)
+            grade = self.grade(state)
+            if grade is not None and grade < self.grader.threshold:
+                yield self._refusal(state, "grade", {"ttft": 0.0, "generate": 0.0}, grade=grade)
             else:
-                yield from self._generate(self.prompt(state))
+                yield from self._generate(state, grade)
+
+    def grade(self, state: State) -> float | None:
+        """The model's probability that the passages state the answer, or None without a grader."""
+        if self.grader is None:
+            return None
+        started = time.perf_counter()
+        grade = round(self.grader(state.question, state.passages), 4)
+        state.timings["grade"] = time.perf_counter() - started
+        return grade
 
     # A reply is an answer only if at least this share of its claims is
     # supported: one grounded line does not vouch for a page of invented steps.
@@ -122,7 +139,7 @@ class AnswerChain:
     # docs/EVAL.md shows what it costs on the held-out set.
     MIN_SUPPORTED_SHARE = 0.25
 
-    def _generate(self, state: State) -> Iterator[Delta | Answer]:
+    def _generate(self, state: State, grade: float | None = None) -> Iterator[Delta | Answer]:
         """Stream the reply sentence by sentence, each checked against the passages.
 
         A sentence is shown once the supported claims so far are at least as
@@ -197,7 +214,7 @@ class AnswerChain:
         timings = {"ttft": first if first is not None else total, "generate": total}
         if pieces > 1 and last - paused > first:
             timings["tokens_per_s"] = (pieces - 1) / (last - paused - first)  # decode rate, first to last token
-        extra = {"prompt_tokens": state.prompt_tokens, "completion_tokens": pieces}
+        extra = {"prompt_tokens": state.prompt_tokens, "completion_tokens": pieces, "grade": grade}
         supported, claims = grounding()
         if raw.strip().startswith(NOT_FOUND):
             yield self._refusal(state, "model", timings, **extra)

@@ -69,9 +69,23 @@ def select_passages(hits: list[Hit], budget_tokens: int, count_tokens: Callable[
 
 
 def build_messages(question: str, language: str, passages: list[Passage]) -> list[BaseMessage]:
-    body = "\n\n".join(f"[{p.n}] {p.text}" for p in passages)
-    user = f"<passages>\n{body}\n</passages>\n\n" + _ASK[language].format(question=question.strip())
+    user = _passages_block(passages) + _ASK[language].format(question=question.strip())
     return [SystemMessage(SYSTEM), HumanMessage(user)]
+
+
+# Asked before the answer, with the same system prompt and passages: llama.cpp
+# then reuses that prefix for the answer, so the question costs ~40 tokens.
+_GRADE = 'Do the passages above state the answer to this question: "{question}"? Reply with one word: yes or no.'
+
+
+def grade_messages(question: str, passages: list[Passage]) -> list[BaseMessage]:
+    """Whether the passages answer the question, for the model to judge (``rag.grade``)."""
+    return [SystemMessage(SYSTEM), HumanMessage(_passages_block(passages) + _GRADE.format(question=question.strip()))]
+
+
+def _passages_block(passages: list[Passage]) -> str:
+    body = "\n\n".join(f"[{p.n}] {p.text}" for p in passages)
+    return f"<passages>\n{body}\n</passages>\n\n"
 
 
 def bare_messages(question: str, language: str) -> list[BaseMessage]:

@@ -71,7 +71,16 @@ def build_chain(settings: Settings, progress: Progress | None = None):
     separate = translator.chat_model is not chat_model or settings.llm_backend == "openai"
     checker = CitationChecker(retriever.embedder, retriever.all_vectors(),
                               translate=translator.translate if separate else None)
-    return AnswerChain(retriever, chat_model, settings, rewriters, checker, translator=answer_translator(settings))
+    return AnswerChain(retriever, chat_model, settings, rewriters, checker, translator=answer_translator(settings),
+                       grader=passage_grader(settings, chat_model))
+
+
+def passage_grader(settings: Settings, chat_model):
+    """The answer model as a judge of whether the passages answer (``rag.grade``),
+    with the threshold calibrated for it; None when there is none (or it is off)."""
+    from .grade import PassageGrader
+
+    return PassageGrader(chat_model, settings.grade) if settings.grade > 0 else None
 
 
 def answer_translator(settings: Settings):

@@ -134,11 +134,13 @@ class Answer:
     completion_tokens: int = 0
     # Why it was refused: "gate" (nothing relevant retrieved; the LLM was not
     # called), "unknown" (the question is about names the knowledge base never
-    # mentions; not called either), "model" (the model said the passages do
-    # not answer) or "unsupported" (no sentence of the reply was supported).
+    # mentions; not called either), "grade" (the model, asked whether the
+    # passages state the answer, said no: rag.grade), "model" (the model said
+    # the passages do not answer) or "unsupported" (too few claims supported).
     refusal_reason: str | None = None
     topics: list[str] = field(default_factory=list)  # what the documents do cover, with a refusal
     unknown_terms: list[str] = field(default_factory=list)  # with "unknown": the names never mentioned
     withdrawn: bool = False  # refused after some sentences had been streamed: they do not stand
     draft: list[Sentence] = field(default_factory=list)  # with "unsupported": the refused reply, as judged
     relevance: float | None = None
+    grade: float | None = None  # the model's "the passages answer it" probability, when graded (rag.grade)

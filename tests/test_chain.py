@@ -226,3 +226,40 @@ def test_default_model_cli_json_answer(session_index):
     cited = [data["sources"][n - 1] for n in data["citations"]]
     assert any("LoRA 模型是一种低秩适应方法" in s["text"] for s in cited)
     assert lang.detect(data["answer"]) == "en"
+
+
+class Grader:
+    """A passage grader with a fixed verdict."""
+
+    def __init__(self, grade: float, threshold: float = 0.3):
+        self.grade, self.threshold = grade, threshold
+        self.asked: list[tuple[str, int]] = []
+
+    def __call__(self, question: str, passages: list[Passage]) -> float:
+        self.asked.append((question, len(passages)))
+        return self.grade
+
+
+def test_passages_the_grader_finds_do_not_answer_are_refused_before_the_model_writes(session_retriever):
+    chain = scripted_chain(session_retriever, "LoRA 在大模型的特定层中注入低秩矩阵 [1]。")
+    chain.grader = Grader(0.1)
+    deltas, answer = run(chain, "什么是 LoRA？")
+    assert answer.refused and answer.refusal_reason == "grade" and answer.grade == 0.1 and not deltas
+    assert answer.text == "知识库中没有找到相关内容。" and answer.topics
+    assert chain.grader.asked == [("什么是 LoRA？", len(chain.passages(answer.sources)))]
+    assert next(chain.chat_model.messages, None) is not None  # the scripted reply was never asked for
+    assert "grade" in answer.timings
+
+
+def test_passages_the_grader_accepts_are_answered_and_the_grade_is_kept(session_retriever):
+    chain = scripted_chain(session_retriever, "LoRA 在大模型的特定层中注入低秩矩阵 [1]。")
+    chain.grader = Grader(0.8)
+    _, answer = run(chain, "什么是 LoRA？")
+    assert not answer.refused and answer.grade == 0.8 and answer.citations
+
+
+def test_a_question_the_gate_refuses_is_not_graded(session_retriever):
+    chain = scripted_chain(session_retriever, "unused")
+    chain.grader = Grader(0.9)
+    _, answer = run(chain, "红烧肉怎么做才好吃？")
+    assert answer.refusal_reason == "gate" and chain.grader.asked == [] and answer.grade is None
