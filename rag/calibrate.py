@@ -1,6 +1,8 @@
 """``python -m rag.calibrate --qa FILE.jsonl [--max-false-refusals 0.025]``
 ``python -m rag.calibrate --citations ANSWERS.jsonl [--sample N --seed S]``
-``python -m rag.calibrate --gate-sweep ANSWERS.jsonl``
+``python -m rag.calibrate --gate-sweep ANSWERS.jsonl [--with-grade G]``
+``python -m rag.calibrate --grade ANSWERS.jsonl [--max-false-refusals 0.025]``
+``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T]``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
 question file with answerable and unanswerable questions: the highest
@@ -15,6 +17,19 @@ python -m rag.eval ... --dump``): a question is refused when its relevance is
 under the threshold or when a later layer (name check, the model, the
 answer-level support rule) refused it. This shows what the gate adds beyond
 the layers after it.
+
+With ``--grade``: chooses the passage grader's threshold (rag/grade.py) from
+answer dumps made with grading on but refusing nothing (``RAG_GRADE=1e-9
+python -m rag.eval ... --dump``; several dumps may be given, comma-separated):
+the highest threshold that refuses at most the given share of the answerable
+questions that reached the model, printed with every graded question. The
+value goes into the model's ``Preset.grade_threshold`` by hand.
+
+With ``--replay``: the refusal and support figures of ``rag.eval`` as if the
+dumps (made with RAG_GATE=0 RAG_GRADE=1e-9) had been made at the given gate
+and grader thresholds (by default the settings in force), with the ids of the
+unanswerable questions answered and the answerable ones refused. One slow run
+of a question set then gives the figures of every setting of the two layers.
 
 With ``--citations``: shows how the citation checker's support threshold
 (``Thresholds.support``) separates sentences from the passages they came
@@ -35,6 +50,7 @@ import functools
 import json
 import random
 
+from . import lang
 from .cli import ProgressBars, run, setup_logging
 from .config import Settings
 from .errors import RagError
@@ -52,30 +68,87 @@ def choose_threshold(answerable: list[float], max_false_refusals: float) -> floa
     return ranked[allowed] if ranked else 0.0
 
 
-def gate_sweep(answers: list[dict], thresholds: list[float]) -> list[dict]:
-    """Refusals of the whole pipeline at each threshold, from answers given with the gate off.
+def replayed_reason(a: dict, gate: float, grade: float) -> str | None:
+    """Why the pipeline would refuse dump row ``a`` at these thresholds (None: it answers).
 
-    >>> rows = [{"answerable": True, "refused": False, "relevance": 0.03},
-    ...         {"answerable": False, "refused": True, "relevance": 0.05},
-    ...         {"answerable": False, "refused": False, "relevance": 0.02}]
+    The layers in the order the chain runs them: the name check, the gate, the
+    grader, then what the model and the checker did in the dump.
+
+    >>> row = {"refused": True, "refusal_reason": "model", "relevance": 0.03, "grade": 0.2}
+    >>> [replayed_reason(row, g, t) for g, t in ((0.0, 0.0), (0.0, 0.3), (0.04, 0.3))]
+    ['model', 'grade', 'gate']
+    """
+    if a["refusal_reason"] == "unknown":
+        return "unknown"
+    if a["relevance"] is not None and a["relevance"] < gate:
+        return "gate"
+    if a.get("grade") is not None and a["grade"] < grade:
+        return "grade"
+    return a["refusal_reason"] if a["refused"] else None
+
+
+def _check_replayable(answers: list[dict]) -> None:
+    if any(a.get("refusal_reason") in ("gate", "grade") for a in answers):
+        raise RagError("this dump has gate or grader refusals; make it with the gate off and the grader refusing "
+                       "nothing (RAG_GATE=0 RAG_GRADE=1e-9 python -m rag.eval ... --dump)")
+
+
+def replay(answers: list[dict], gate: float, grade: float = 0.0) -> dict:
+    """``rag.eval``'s refusal and support figures as if the dump had been made at
+    gate ``gate`` and grader threshold ``grade`` (from a dump made with both off:
+    the layers after them are deterministic, so their verdicts carry over).
+
+    >>> rows = [{"id": "a", "answerable": True, "refused": False, "refusal_reason": None, "relevance": 0.05,
+    ...          "grade": 0.9, "lang": "en", "sentences": [{"claim": True, "supported": True}]},
+    ...         {"id": "u", "answerable": False, "refused": False, "refusal_reason": None, "relevance": 0.05,
+    ...          "grade": 0.1, "lang": "en", "sentences": [{"claim": True, "supported": False}]}]
+    >>> r = replay(rows, 0.02, 0.3)
+    >>> r["unanswerable_refused"], r["answerable_refused"], r["supported"], r["refused_by"]
+    (1, 0, 1.0, {'grade': 1})
+    """
+    _check_replayable(answers)
+    reasons = {a["id"]: replayed_reason(a, gate, grade) for a in answers}
+    answered = [a for a in answers if reasons[a["id"]] is None]
+    claims = {lg: [s["supported"] for a in answered if a.get("lang") == lg for s in a.get("sentences", [])
+                   if s.get("claim", True)] for lg in ("en", "zh")}
+    every = claims["en"] + claims["zh"]
+    refused_by: dict[str, int] = {}
+    for reason in reasons.values():
+        if reason:
+            refused_by[reason] = refused_by.get(reason, 0) + 1
+    return {"gate": gate, "grade": grade,
+            "unanswerable": sum(not a["answerable"] for a in answers),
+            "unanswerable_refused": sum(bool(reasons[a["id"]]) for a in answers if not a["answerable"]),
+            "answerable": sum(a["answerable"] for a in answers),
+            "answerable_refused": sum(bool(reasons[a["id"]]) for a in answers if a["answerable"]),
+            "claims": len(every), "supported": round(sum(every) / len(every), 4) if every else 0.0,
+            "supported_by_lang": {lg: round(sum(c) / len(c), 4) for lg, c in claims.items() if c},
+            "refused_by": refused_by,
+            "answered_unanswerable": [a["id"] for a in answers if not a["answerable"] and not reasons[a["id"]]],
+            "refused_answerable": [f"{a['id']}:{reasons[a['id']]}" for a in answers
+                                   if a["answerable"] and reasons[a["id"]]]}
+
+
+def gate_sweep(answers: list[dict], thresholds: list[float], grade: float = 0.0) -> list[dict]:
+    """Refusals of the whole pipeline at each gate threshold, from answers given with the gate off;
+    with ``grade``, also refusing what the passage grader would (the dump graded, refusing nothing).
+
+    >>> rows = [{"id": "a", "answerable": True, "refused": False, "refusal_reason": None, "relevance": 0.03},
+    ...         {"id": "b", "answerable": False, "refused": True, "refusal_reason": "model", "relevance": 0.05},
+    ...         {"id": "c", "answerable": False, "refused": False, "refusal_reason": None, "relevance": 0.02}]
     >>> [(r["unanswerable_refused"], r["answerable_refused"]) for r in gate_sweep(rows, [0.01, 0.025, 0.04])]
     [(1, 0), (2, 0), (2, 1)]
     """
-    if any(a.get("refusal_reason") == "gate" for a in answers):
-        raise RagError("this dump has gate refusals; make it with the gate off (RAG_GATE=0 python -m rag.eval ...)")
-
-    def refused(a: dict, threshold: float) -> bool:
-        return a["refused"] or (a["relevance"] is not None and a["relevance"] < threshold)
-
-    return [{"threshold": t,
-             "unanswerable_refused": sum(refused(a, t) for a in answers if not a["answerable"]),
-             "answerable_refused": sum(refused(a, t) for a in answers if a["answerable"])} for t in thresholds]
+    _check_replayable(answers)
+    keys = ("unanswerable_refused", "answerable_refused")
+    return [{"threshold": t, **{k: v for k, v in replay(answers, t, grade).items() if k in keys}}
+            for t in thresholds]
 
 
-def print_gate_sweep(answers: list[dict], as_json: bool) -> int:
+def print_gate_sweep(answers: list[dict], as_json: bool, grade: float = 0.0) -> int:
     """The sweep at "gate off" and just above each question's relevance (which refuses that question)."""
     cuts = sorted({a["relevance"] + 1e-6 for a in answers if a["relevance"] is not None})
-    table = gate_sweep(answers, [0.0] + cuts)
+    table = gate_sweep(answers, [0.0] + cuts, grade)
     n_un = sum(not a["answerable"] for a in answers)
     n_ans = len(answers) - n_un
     if as_json:
@@ -94,15 +167,48 @@ def print_gate_sweep(answers: list[dict], as_json: bool) -> int:
     return 0
 
 
+def print_grades(answers: list[dict], max_false_refusals: float, as_json: bool) -> int:
+    """Every graded question by its grade, and the threshold ``choose_threshold`` picks."""
+    graded = [a for a in answers if a.get("grade") is not None]
+    if not graded:
+        raise RagError("no graded answers in these dumps; make them with RAG_GRADE=1e-9 python -m rag.eval ... --dump")
+    threshold = choose_threshold([a["grade"] for a in graded if a["answerable"]], max_false_refusals)
+    summary = {"threshold": round(threshold, 4), "graded": len(graded),
+               "refused_unanswerable": sum(a["grade"] < threshold for a in graded if not a["answerable"]),
+               "unanswerable": sum(not a["answerable"] for a in graded),
+               "refused_answerable": sum(a["grade"] < threshold for a in graded if a["answerable"]),
+               "answerable": sum(a["answerable"] for a in graded)}
+    if as_json:
+        print(json.dumps({"summary": summary, "rows": [{k: a[k] for k in ("id", "answerable", "refused", "grade")}
+                                                       for a in graded]}, indent=1))
+        return 0
+    for a in sorted(graded, key=lambda a: a["grade"]):
+        mark = " " if a["answerable"] else "✗"
+        later = f" (refused later: {a['refusal_reason']})" if a["refused"] else ""
+        cut = "  <- refused" if a["grade"] < threshold else ""
+        print(f"{a['grade']:.4f} {mark} {a['id']} {a['question'][:60]}{later}{cut}")
+    print(json.dumps(summary))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.calibrate",
                                      description="Calibrate the relevance gate or the citation checker.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--qa", help="question file: calibrate the relevance gate")
     source.add_argument("--citations", help="answer dump of rag.eval --dump: the checker's support threshold")
+    source.add_argument("--grade", metavar="DUMPS",
+                        help="answer dumps made with RAG_GRADE=1e-9, comma-separated: the passage grader's threshold")
+    source.add_argument("--replay", metavar="DUMPS",
+                        help="answer dumps made with RAG_GATE=0 RAG_GRADE=1e-9, comma-separated: the figures at "
+                             "--gate and --with-grade")
     source.add_argument("--gate-sweep", metavar="DUMP",
                         help="answer dump made with RAG_GATE=0: what the pipeline refuses at each gate threshold")
     parser.add_argument("--max-false-refusals", type=float, default=0.025)
+    parser.add_argument("--with-grade", type=float, metavar="T",
+                        help="with --gate-sweep (default 0, off) or --replay (default: the model's): "
+                             "also refuse what the passage grader refuses at threshold T")
+    parser.add_argument("--gate", type=float, help="with --replay: the gate threshold (default: the settings')")
     parser.add_argument("--sample", type=int, metavar="N",
                         help="with --citations: print N seeded answer sentences with their passage, for a manual read")
     parser.add_argument("--seed", type=int, default=5)
@@ -113,7 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(False)
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
     if args.gate_sweep:
-        return print_gate_sweep(load_answers(args.gate_sweep), args.json)
+        answers = [a for path in args.gate_sweep.split(",") for a in load_answers(path)]
+        return print_gate_sweep(answers, args.json, args.with_grade or 0.0)
+    if args.replay:
+        answers = [a for path in args.replay.split(",") for a in load_answers(path)]
+        gate = settings.gate_threshold if args.gate is None else args.gate
+        grade = settings.grade if args.with_grade is None else args.with_grade
+        print(json.dumps(replay(answers, gate, grade), ensure_ascii=False, indent=None if args.json else 1))
+        return 0
+    if args.grade:
+        answers = [a for path in args.grade.split(",") for a in load_answers(path)]
+        return print_grades(answers, args.max_false_refusals, args.json)
     if args.citations and args.sample:
         for k, row in enumerate(sample_sentences(load_answers(args.citations), args.sample, args.seed), start=1):
             print(f"### {k} {row['id']} supported={row['supported']} score={row['score']} cites={row['citations']}\n"
@@ -172,8 +288,9 @@ THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60)
 
 def citation_pairs(answers: list[dict], seed: int = 7) -> list[tuple[bool, str, str, list[str], str]]:
     """(from_them, language, sentence, passage texts, question) for every sentence
-    of an answered, answerable question: once with its own top three passages,
-    once with those of a randomly chosen question on another section."""
+    of an answered, answerable question, as the checker saw it (drafted, before
+    any translation; the language is the sentence's own): once with its own top
+    three passages, once with those of a randomly chosen question on another section."""
     answered = [a for a in answers if a["answerable"] and not a["refused"] and a["sources"]]
     rng = random.Random(seed)
     pairs = []
@@ -181,8 +298,10 @@ def citation_pairs(answers: list[dict], seed: int = 7) -> list[tuple[bool, str, 
         others = [o for o in answered if o["sources"][0]["section"] != a["sources"][0]["section"]]
         other = rng.choice(others)
         for s in a["sentences"]:
-            pairs.append((True, a["lang"], s["text"], [x["text"] for x in a["sources"][:3]], a["question"]))
-            pairs.append((False, a["lang"], s["text"], [x["text"] for x in other["sources"][:3]], a["question"]))
+            checked = s.get("source") or s["text"]  # a translated sentence was checked as drafted
+            language = lang.detect(checked)
+            pairs.append((True, language, checked, [x["text"] for x in a["sources"][:3]], a["question"]))
+            pairs.append((False, language, checked, [x["text"] for x in other["sources"][:3]], a["question"]))
     return pairs
 
 
