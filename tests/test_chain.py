@@ -14,6 +14,7 @@ from helpers import PROJECT_ROOT
 from rag import lang
 from rag.chain import AnswerChain, Delta
 from rag.citations import CitationChecker
+from rag.config import Settings
 from rag.prompts import Passage
 from rag.types import Answer
 
@@ -222,6 +223,7 @@ def test_default_model_cli_json_answer(session_index):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert not data["refused"] and data["answer"] and data["citations"]
+    assert data["grade"] >= Settings().grade > 0  # the default model's grader read the passages and passed them
     assert {"question", "answer", "refused", "citations", "sources", "timings", "sentences"} <= set(data)
     cited = [data["sources"][n - 1] for n in data["citations"]]
     assert any("LoRA 模型是一种低秩适应方法" in s["text"] for s in cited)

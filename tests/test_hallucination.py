@@ -180,6 +180,25 @@ def test_instruction_planted_in_a_document_is_not_obeyed(planted):
 
 
 @pytest.mark.slow
+def test_the_default_models_grader_refuses_passages_near_the_question_that_do_not_answer_it(session_index):
+    """The real grader with the real 1.5B on the real index. Constitutional AI passes the
+    gate (relevance 0.025 on passages about alignment and safety) and the name check (both
+    words occur in the corpus), and the model, left to answer, wrote a reply the checker then
+    refused; asked first whether the passages state the answer, it says no (P(yes) 0.08 in
+    docs/EVAL.md's held-out 2 run), so it is refused before it writes anything."""
+    from rag.config import Settings
+    from rag.service import build_chain
+
+    settings = session_index.settings.with_(cache_dir=Settings().cache_dir)  # the GGUF joined once, shared
+    chain = build_chain(settings)
+    assert chain.grader is not None and chain.grader.threshold == Settings().grade > 0
+    answer = chain.invoke("How does Constitutional AI use a set of written principles to make an assistant harmless?")
+    assert answer.refused and answer.refusal_reason == "grade", (answer.refusal_reason, answer.grade, answer.text)
+    assert answer.grade < chain.grader.threshold and answer.relevance >= settings.gate_threshold
+    assert answer.text == "The knowledge base does not cover this." and answer.topics and not answer.sentences
+
+
+@pytest.mark.slow
 def test_compare_shows_the_bare_model_next_to_the_grounded_answer(session_index):
     s = session_index.settings
     out = subprocess.run([sys.executable, "-m", "rag.ask", "--compare", "--json", "--model", "qwen2.5-coder-0.5b",
