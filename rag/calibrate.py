@@ -139,8 +139,7 @@ def gate_sweep(answers: list[dict], thresholds: list[float], grade: float = 0.0)
     >>> [(r["unanswerable_refused"], r["answerable_refused"]) for r in gate_sweep(rows, [0.01, 0.025, 0.04])]
     [(1, 0), (2, 0), (2, 1)]
     """
-    _check_replayable(answers)
-    keys = ("unanswerable_refused", "answerable_refused")
+    keys = ("unanswerable_refused", "answerable_refused")  # replay() refuses a dump it cannot replay
     return [{"threshold": t, **{k: v for k, v in replay(answers, t, grade).items() if k in keys}}
             for t in thresholds]
 

@@ -90,8 +90,9 @@ class Settings:
     # Refuse without calling the LLM when the best passage stands out from the
     # corpus by less than this cosine margin (calibrated: docs/EVAL.md; 0 = off).
     # Just under the lowest answerable dev question (0.0209). It was 0.029 until
-    # the passage grader came: that refused four answerable questions in 198
-    # and caught no out-of-scope one the grader does not (docs/EVAL.md, fifth round).
+    # the passage grader came: with the grader behind it, 0.029 refused two more
+    # answerable held-out questions (h027, g012) and no out-of-scope one the later
+    # layers do not (docs/EVAL.md, fifth round).
     gate_threshold: float = 0.020
     # Refuse when the answer model, reading the passages, gives "they state the
     # answer" less than this probability (rag/grade.py). None: the value

@@ -215,7 +215,7 @@ def yes_share(logits: np.ndarray, tokenize: Callable[[str], list[int]]) -> float
     0.75
     """
     p = np.exp(logits - logits.max())
-    ids = {word: tokenize(word)[0] for word in YES + NO if tokenize(word)}
+    ids = {word: tokens[0] for word in YES + NO if (tokens := tokenize(word))}
     yes = p[sorted({ids[w] for w in YES if w in ids})].sum()
     no = p[sorted({ids[w] for w in NO if w in ids})].sum()
     return float(yes / (yes + no)) if yes + no > 0 else 0.5
