@@ -17,8 +17,8 @@ from .embeddings import Embedder
 from .index import Index
 from .lang import has_cjk
 from .lexical import tokenize
-from .rewrite import Rewriter, expand
-from .terms import Vocabulary
+from .rewrite import GLOSSARY, Rewriter, expand
+from .terms import Vocabulary, question_names
 from .types import Hit, Retrieval
 
 
@@ -33,6 +33,27 @@ def rrf(rankings: list[list[int]], k: int = 60) -> list[tuple[int, float]]:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def lexical_queries(queries: list[str]) -> list[list[str]]:
+    """What BM25 searches for: each Chinese query (the question or a rewrite)
+    whole, and for an English question only the names it asks about.
+
+    The corpus is Chinese, so English prose words match only code blocks; but
+    names such as "RAG" or "PyTorch" are written the same in both languages,
+    and a name the corpus mentions once is what BM25 finds and embeddings miss.
+    Names the glossary puts into Chinese ("LLM" -> 大模型) are left to its rewrite.
+
+    >>> lexical_queries(["What does RAG stand for?", "RAG 代表什么？"])
+    [['rag'], ['rag', '代表']]
+    """
+    searches = []
+    for query in queries:
+        if has_cjk(query):
+            searches.append(tokenize(query))
+        elif names := [n.lower() for n in question_names(query) if not has_cjk(GLOSSARY.get(n.lower(), ""))]:
+            searches.append(names)
+    return searches
 
 
 class Retriever:
@@ -103,11 +124,8 @@ class Retriever:
             timings["dense"] = time.perf_counter() - t
         if n and self.use_lexical:
             t = time.perf_counter()
-            # The corpus is Chinese: English words only match code blocks, so
-            # BM25 runs on the Chinese forms of the question (itself or a rewrite).
-            lexical_queries = [q for q in queries if has_cjk(q)]
-            for query in lexical_queries:
-                found = self.index.lexical.search(tokenize(query), n)
+            for tokens in lexical_queries(queries):
+                found = self.index.lexical.search(tokens, n)
                 rankings.append([i for i, _ in found])
                 for i, s in found:
                     lexical_best[i] = max(lexical_best.get(i, 0.0), s)

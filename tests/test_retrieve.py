@@ -11,7 +11,7 @@ from rag.index import embedding_text, load_index, update_index
 from rag.index.store import Index
 from rag.lang import detect, has_cjk
 from rag.lexical import tokenize
-from rag.retrieve import Retriever, rrf
+from rag.retrieve import Retriever, lexical_queries, rrf
 from rag.rewrite import GLOSSARY, GlossaryRewriter, expand
 
 # --- rrf -------------------------------------------------------------------------------
@@ -125,13 +125,30 @@ def test_hybrid_is_rrf_of_dense_and_lexical(fake_index):
     assert len(spy.calls) == 1 and len(embedder.query_calls) == 1
 
 
-def test_english_only_queries_skip_bm25(fake_index):
+def test_english_question_searches_bm25_for_its_names_only(fake_index):
     retriever, embedder, spy = make_retriever(fake_index, "hybrid")
-    result = retriever("what is LoRA", k=3)
-    assert result.queries == ["what is LoRA"]  # no glossary term to translate
+    result = retriever("what does a Transformer rely on", k=3)
+    assert result.queries == ["what does a Transformer rely on"]  # the glossary keeps "Transformer" as is
+    assert spy.calls == [["transformer"]]  # the rest is English prose: only the name goes to BM25
+    assert embedder.query_calls == [["what does a Transformer rely on"]]
+    assert "Transformer" in result.hits[0].chunk.text and result.hits[0].lexical_score is not None
+
+
+def test_english_question_without_names_skips_bm25(fake_index):
+    retriever, _, spy = make_retriever(fake_index, "hybrid", rewriters=[])
+    result = retriever("how do large models make things up", k=3)
     assert spy.calls == []
-    assert embedder.query_calls == [["what is LoRA"]]
     assert all(h.lexical_score is None for h in result.hits)
+
+
+@pytest.mark.parametrize("queries, expected", [
+    (["What does RAG stand for?"], [["rag"]]),
+    (["How do LLMs use GPT-4 on a GPU?"], [["gpt-4", "gpu"]]),  # "LLMs" is the glossary's 大模型
+    (["What is the capital of Australia?", "澳大利亚的首都是什么？"], [["australia"], tokenize("澳大利亚的首都是什么？")]),
+    (["how does it work"], []),
+])
+def test_lexical_queries(queries, expected):
+    assert lexical_queries(queries) == expected
 
 
 def test_english_question_runs_bm25_on_its_chinese_rewrite_only(fake_index):
@@ -233,10 +250,18 @@ def test_real_english_lora_question(session_retriever):
     result = session_retriever("what is LoRA")
     assert result.queries == ["what is LoRA"]
     assert "LoRA 模型是一种低秩适应方法" in result.hits[0].chunk.text
-    assert all(h.lexical_score is None for h in result.hits)  # English-only: dense alone
+    assert result.hits[0].lexical_score is not None  # the name "LoRA" went to BM25
     assert len(result.hits) == 5
     scores = [h.score for h in result.hits]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_real_name_mentioned_once_is_found(session_retriever):
+    # "RAG" occurs once in the corpus, in a list of terms; the embedding of the
+    # question alone ranks it nowhere near the top five.
+    result = session_retriever("What does RAG stand for in the large-model field?")
+    top = [h for h in result.hits[:3] if "RAG (检索增强生成)" in h.chunk.text]
+    assert top and top[0].lexical_score is not None
 
 
 def test_real_chinese_hallucination_question(session_retriever):
