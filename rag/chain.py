@@ -84,9 +84,9 @@ class AnswerChain:
         state.timings["rewrite"] = time.perf_counter() - started
         return state
 
-    def retrieve(self, state: State) -> State:
+    def retrieve(self, state: State, k: int | None = None) -> State:
         started = time.perf_counter()
-        state.retrieval = self.retriever(state.question, k=self.settings.top_k, queries=state.queries)
+        state.retrieval = self.retriever(state.question, k=k or self.settings.top_k, queries=state.queries)
         state.timings["retrieve"] = time.perf_counter() - started
         return state
 
@@ -263,8 +263,18 @@ class AnswerChain:
         return self.runnable().stream(question)
 
     def invoke(self, question: str) -> Answer:
-        answer = None
-        for event in self.stream(question):
-            if isinstance(event, Answer):
-                answer = event
-        return answer
+        return _final(self.stream(question))
+
+    def answer(self, state: State) -> Answer:
+        """The answer to a question already rewritten and retrieved: ``rag.eval``
+        scores the retrieval and then answers from the very same passages
+        (the query translation is not bit-for-bit repeatable, see EVAL.md)."""
+        return _final(self.generate(iter([state])))
+
+
+def _final(events: Iterator[Delta | Answer]) -> Answer:
+    answer = None
+    for event in events:
+        if isinstance(event, Answer):
+            answer = event
+    return answer

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 
 from .cli import ProgressBars, run, setup_logging
 from .config import DRAFT_LANGUAGES, Settings
@@ -71,20 +72,22 @@ def main(argv: list[str] | None = None) -> int:
         retriever = chain.retriever
     bars.close()
     outcomes, answers, started = [], [], time.perf_counter()
+    depth = max(MRR_AT, args.k, settings.top_k)
     for q in questions:
         if chain is None:
-            result = retriever(q.question, k=max(MRR_AT, args.k))
-        else:
-            state = chain.rewrite(q.question)  # the full path: glossary and LLM translation
-            result = retriever(q.question, k=max(MRR_AT, args.k), queries=state.queries)
+            result = retriever(q.question, k=depth)
+        else:  # the full path: glossary and LLM translation
+            state = chain.retrieve(chain.rewrite(q.question), k=depth)
+            result = state.retrieval
         chunks = [h.chunk for h in result.hits]
         outcome = Outcome(q, first_hit_rank(chunks, q.gold) if q.answerable else None, [c.id for c in chunks])
         if chain is not None and q.answerable:
             shown = chain.passages(result.hits[: settings.top_k])
             outcome.in_prompt = gold_position([p.text for p in shown], q.gold) is not None
         outcomes.append(outcome)
-        if answers_wanted:
-            answers.append((q, chain.invoke(q.question)))
+        if answers_wanted:  # from the passages just scored: fused ranks do not depend on the depth
+            state.retrieval = replace(result, hits=result.hits[: settings.top_k])
+            answers.append((q, chain.answer(state)))
     metrics = retrieval_metrics(outcomes)
     metrics["seconds_per_question"] = (time.perf_counter() - started) / max(1, len(questions))
     if answers_wanted:

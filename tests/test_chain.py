@@ -51,6 +51,17 @@ def test_streamed_sentences_make_up_the_final_answer(session_retriever):
     assert len(answer.sentences) == 2 and not answer.refused
 
 
+def test_answer_from_a_prepared_retrieval_is_the_streamed_answer(session_retriever):
+    reply = "LoRA 在大模型的特定层中注入低秩矩阵 [1]。"
+    _, streamed = run(scripted_chain(session_retriever, reply), "什么是 LoRA？")
+    chain = scripted_chain(session_retriever, reply)
+    state = chain.retrieve(chain.rewrite("什么是 LoRA？"), k=10)
+    assert len(state.retrieval.hits) == 10
+    state.retrieval.hits = state.retrieval.hits[: chain.settings.top_k]
+    answer = chain.answer(state)
+    assert (answer.text, answer.citations, answer.sources) == (streamed.text, streamed.citations, streamed.sources)
+
+
 def test_echoes_of_the_question_and_prompt_are_not_shown(session_retriever):
     reply = ("LoRA 是什么？LoRA 在大模型的特定层中注入低秩矩阵 [1]。这在段落 [1] 中有说明。"
              "请用简体中文回答，每句话后用 [1] 这样的编号注明出处。它只微调少量参数 [1]。")

@@ -171,6 +171,27 @@ def test_eval_retrieval_only_says_whether_the_gold_reached_the_prompt(tmp_path, 
     assert in_prompt(1) < 1.0
 
 
+@pytest.mark.slow
+def test_eval_answers_with_the_real_model_and_dumps_every_answer(tmp_path, session_index):
+    """``rag.eval`` end to end: the 0.5B answers from the passages the retrieval metrics scored."""
+    qa, dump = tmp_path / "qa.jsonl", tmp_path / "answers.jsonl"
+    rows = [{"id": "t1", "question": "什么是 LoRA？", "lang": "zh", "answerable": True, "gold": [LORA]},
+            {"id": "t2", "question": "澳大利亚的首都是哪里？", "lang": "zh", "answerable": False, "gold": []}]
+    qa.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    proc = run_module("rag.eval", "--qa", str(qa), "--json", "--dump", str(dump), "--model", "qwen2.5-coder-0.5b",
+                      *index_args(session_index))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)
+    assert metrics["mode"] == "answers" and metrics["hit@1"] == 1.0 and metrics["in_prompt"] == 1.0
+    assert metrics["answers"]["refusal_recall"] == 1.0
+    answers = {r["id"]: r for r in map(json.loads, dump.read_text(encoding="utf-8").splitlines())}
+    assert set(answers) == {"t1", "t2"}
+    assert answers["t2"]["refused"] and answers["t2"]["answer"] == "知识库中没有找到相关内容。"
+    lora = answers["t1"]
+    assert len(lora["sources"]) == 5 and LORA in lora["sources"][0]["text"]  # top_k of the scored ranking
+    assert not lora["refused"] and lora["citations"] and lora["sentences"]
+
+
 def test_eval_bad_question_file_exits_1(tmp_path, session_index):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"id": "x"}\n', encoding="utf-8")
