@@ -19,7 +19,11 @@ from .rewrite import GLOSSARY
 
 # A Latin-script word, keeping "GPT-4", "Qwen2-72B" and "v1.5" whole.
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
-_NUMBER = re.compile(r"(?<![\w.-])\d+(?:[.:]\d+)*[A-Za-z%]*")
+# Only a Latin letter or digit before it makes a number part of a word ("GPT4",
+# "x86"): "设成了50" states 50.
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.-])\d+(?:[.:]\d+)*[A-Za-z%]*")
+# "256x256" is two numbers, as "(256, 256)" in code is: not "256x".
+_TIMES = re.compile(r"(?<=\d)\s*[x×*]\s*(?=\d)")
 # List numbering: "2. ", "2) ", "(2)", "2、", and the small model's "2] ". "1.5B" is not one.
 _ENUMERATION = re.compile(r"^\s*(?:[-*•]\s*)?(?:\d+\.\s|\(\d+\)|\d+[)\]、])\s*")
 
@@ -76,6 +80,15 @@ def strip_enumeration(text: str) -> str:
     return split_enumeration(text)[1]
 
 
+def numbers_in(text: str) -> list[str]:
+    """The numbers ``text`` states, units attached.
+
+    >>> numbers_in("1.5B 参数, 80:20, 256x256 像素, 12%, 设成了50, GPT4")
+    ['1.5B', '80:20', '256', '256', '12%', '50']
+    """
+    return _NUMBER.findall(_TIMES.sub(" ", text))
+
+
 def specific_terms(text: str) -> list[str]:
     """Numbers (list numbering aside) and specific names stated in ``text``.
 
@@ -84,8 +97,8 @@ def specific_terms(text: str) -> list[str]:
     >>> specific_terms("2] 引入公平性约束。"), specific_terms("(3) 审计。"), specific_terms("1.5B 参数。")
     ([], [], ['1.5B'])
     """
-    text = strip_enumeration(text)
-    numbers = _NUMBER.findall(text)
+    text = _TIMES.sub(" ", strip_enumeration(text))
+    numbers = numbers_in(text)
     return numbers + [w for w in _WORD.findall(text) if _specific(w) and w not in numbers]
 
 
@@ -105,7 +118,7 @@ class Vocabulary:
             for word in _WORD.findall(text.lower()):
                 self.words.add(word)
                 self.words.update(re.split(r"[-.]", word))  # "glove.6b.100d" also knows "glove"
-            self.words.update(n.lower() for n in _NUMBER.findall(text))
+            self.words.update(n.lower() for n in numbers_in(text))
             found = {en for en, zh in glossary.items() if zh in text}
             self.words.update(found)
             for en in found:

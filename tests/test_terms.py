@@ -39,3 +39,9 @@ def test_question_names_the_passages_never_mention_are_novel_in_an_answer():
     assert novel_terms("First create an Azure resource.", passages, question) == ["Azure"]
     assert novel_terms("Vector databases store embeddings.", passages, question) == []
     assert novel_terms("它加载 GloVe 6B.100d 词向量。", 'vectors="glove.6B.100d"') == []  # case and dots aside
+
+
+def test_dimensions_are_two_numbers():
+    code = "transforms.Resize((256, 256))\nmodel.generate(z, image_size=256)"
+    assert novel_terms("图像被生成在 256x256 的分辨率上。", code) == []
+    assert novel_terms("The image is 512 × 512 pixels.", code) == ["512", "512"]
