@@ -32,6 +32,8 @@ MARKER = re.compile(
     r"\s*[\[【]\s*(?:passage|source|ref|段落|来源|文档|资料)?\s*(\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)\s*[\]】]",
     re.IGNORECASE)
 _END = re.compile(r"[。！？!?]|\.(?=\s|$|\[|【)|\n")
+# A code fence's opening line, a markdown heading, a section label as the app shows one.
+_NOT_A_CLAIM = re.compile(r"```[\w+-]*$|#{1,6}\s|\([^)]*›")
 _ENUMERATOR = re.compile(r"\s*(?:[-*•]\s*)?\d{1,2}\.")  # "2. " opens a list item; it ends nothing
 
 
@@ -219,9 +221,18 @@ class CitationChecker:
         return out
 
     def is_claim(self, bare: str) -> bool:
-        """Very short sentences ("好的。") and lead-ins ("The steps are:") state nothing to check."""
+        """Very short sentences ("好的。"), lead-ins ("The steps are:"), questions
+        (a heading the model copies: "2. How can large models handle longer text?"),
+        headings, section labels and a code fence's opening line state nothing to check.
+
+        >>> c = CitationChecker(None, np.zeros((0, 2)))
+        >>> [c.is_claim(s) for s in ("LoRA 冻结原权重。", "步骤如下：", "为什么要归一化？", "```python",
+        ...                          "### 5. 模型评估", "(算法编程题库 › 5. 模型评估)", "(算法编程题库 › 4.")]
+        [True, False, False, False, False, False, False]
+        """
         text = bare.strip()
-        return len(text) >= self.t.min_chars and not text.endswith((":", "："))
+        return (len(text) >= self.t.min_chars and not text.endswith((":", "：", "?", "？"))
+                and not _NOT_A_CLAIM.match(text))
 
     def _cross_lingual(self, texts: list[str], passages: list[Passage], passage_vectors: np.ndarray,
                        matrix: np.ndarray) -> np.ndarray:

@@ -95,6 +95,13 @@ def test_an_english_sentence_no_chinese_passage_matches_is_checked_again_in_chin
     assert asked == [sentence, "Canberra is the capital of Australia."] and out[0].text == sentence
 
 
+def test_headings_questions_and_fences_the_model_copies_are_not_claims(checker_and_passages):
+    checker, passages, vectors = checker_and_passages
+    out = checker.check(["2. 如何让大模型处理更长的文本？", "```python", "(算法编程题库 › 4. GAN)",
+                         "LoRA 在特定层中注入低秩矩阵 [1]。"], passages, vectors, "什么是 LoRA？")
+    assert [s.claim for s in out] == [False, False, False, True] and out[3].supported
+
+
 def test_lead_ins_are_not_claims_but_their_names_are_checked(checker_and_passages):
     checker, passages, vectors = checker_and_passages
     out = checker.check(["The main points are:", "Azure 的步骤如下："], passages, vectors, "How does Azure do it?")
