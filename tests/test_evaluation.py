@@ -91,7 +91,8 @@ def test_load_questions(tmp_path):
 
 # --- the project's question set ---------------------------------------------------------
 
-SETS = ["qa.jsonl", "heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl"]
+SETS = ["qa.jsonl", "heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "heldout5.jsonl",
+        "heldout6.jsonl"]
 
 
 @pytest.fixture(scope="module", params=SETS)
