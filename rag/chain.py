@@ -223,7 +223,9 @@ class AnswerChain:
         else:
             yield from show()  # the tail, flagged: the reply as a whole stands
             if state.translating:
-                timings.update(spent, generate=time.perf_counter() - started)
+                timings.update(translate=spent["translate"], generate=time.perf_counter() - started)
+            if "first_sentence" in spent:  # what a reader waits for: held back, checked, translated
+                timings["first_sentence"] = spent["first_sentence"]
             yield Answer(question=state.question, language=state.language, text=render(kept, state.language).strip(),
                          sources=state.retrieval.hits, sentences=kept,
                          citations=sorted({n for s in kept for n in s.citations}), queries=state.queries,

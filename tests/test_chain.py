@@ -49,6 +49,7 @@ def test_streamed_sentences_make_up_the_final_answer(session_retriever):
                          "什么是 LoRA？")
     assert "".join(d.text for d in deltas).strip() == answer.text
     assert len(answer.sentences) == 2 and not answer.refused
+    assert 0 <= answer.timings["first_sentence"] <= answer.timings["generate"]  # rag.bench reports it
 
 
 def test_answer_from_a_prepared_retrieval_is_the_streamed_answer(session_retriever):

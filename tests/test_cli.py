@@ -192,6 +192,24 @@ def test_eval_answers_with_the_real_model_and_dumps_every_answer(tmp_path, sessi
     assert not lora["refused"] and lora["citations"] and lora["sentences"]
 
 
+@pytest.mark.slow
+def test_bench_reports_ttft_speed_and_first_sentence_by_language(session_index, monkeypatch):
+    """``rag.bench`` runs (it is how BENCHMARKS.md is made); its figures are not judged here."""
+    monkeypatch.setenv("RAG_CORPUS", str(session_index.corpus_dir))
+    monkeypatch.setenv("RAG_INDEX", str(session_index.index_dir))
+    proc = run_module("rag.bench", "--questions", "2", "--skip-cli", "--json", "--model", "qwen2.5-coder-0.5b")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    rows, summary = result["chain_vs_raw"]["rows"], result["chain_vs_raw"]["summary"]
+    assert [r["language"] for r in rows] == ["en", "zh"]  # "What is LoRA?", "什么是模型幻觉？"
+    for row in rows:
+        assert row["prompt_tokens"] > 100 and row["raw_ttft"] > 0 and row["chain_ttft"] > 0
+        assert row["chain_ttft_total"] >= row["chain_ttft"]
+    answered = [r for r in rows if not r["refused"]]
+    assert answered and all(r["chain_first_sentence_total"] >= r["chain_ttft_total"] for r in answered)
+    assert {f"chain_first_sentence_{r['language']}" for r in answered} <= set(summary)
+
+
 def test_eval_bad_question_file_exits_1(tmp_path, session_index):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"id": "x"}\n', encoding="utf-8")
