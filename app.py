@@ -383,7 +383,7 @@ def answer_question(chain: AnswerChain, question: str, compare: bool) -> dict:
     else:
         answer = stream_answer(chain, question, language)
     turn = {"role": "assistant", "answer": answer, "bare": bare, "threshold": chain.settings.gate_threshold,
-            "grade_threshold": chain.settings.grade,
+            "grade_threshold": chain.settings.grade_in_force,
             "spans": {} if answer.refused else supporting_spans(chain, answer)}
     show_details(turn)
     return turn

@@ -59,7 +59,6 @@ def _raw_stream(llama, messages, settings: Settings) -> dict:
 def bench_chain_vs_raw(settings: Settings, questions: list[str]) -> dict:
     from llama_cpp import Llama
 
-    from .types import Answer
     from .llm import to_openai_messages
     from .models import resolve_gguf
     from .service import build_chain
@@ -69,13 +68,14 @@ def bench_chain_vs_raw(settings: Settings, questions: list[str]) -> dict:
                 n_threads=settings.threads, n_batch=512, flash_attn=True, verbose=False)
     chain.invoke(PRIMER)  # loads everything once
     rows = []
+    primer = to_openai_messages(chain.prompt(chain.retrieve(chain.rewrite(PRIMER))).messages)
     for q in questions:
+        # One retrieval for both sides: the chain answers from the very prompt raw is given.
         state = chain.prompt(chain.retrieve(chain.rewrite(q)))
-        messages = to_openai_messages(state.messages)
-        _raw_stream(raw, to_openai_messages(chain.prompt(chain.retrieve(chain.rewrite(PRIMER))).messages), settings)
-        raw_row = _raw_stream(raw, messages, settings)
+        _raw_stream(raw, primer, settings)
+        raw_row = _raw_stream(raw, to_openai_messages(state.messages), settings)
         chain.invoke(PRIMER)
-        answer = [e for e in chain.stream(q) if isinstance(e, Answer)][0]
+        answer = chain.answer(state)
         rows.append({"question": q, "prompt_tokens": state.prompt_tokens,
                      "raw_ttft": raw_row["ttft"], "raw_tokens_per_s": raw_row["tokens_per_s"],
                      # The passage grader (rag.grade) reads the prompt's passages first and the answer

@@ -96,7 +96,8 @@ def _check_replayable(answers: list[dict]) -> None:
 def replay(answers: list[dict], gate: float, grade: float = 0.0) -> dict:
     """``rag.eval``'s refusal and support figures as if the dump had been made at
     gate ``gate`` and grader threshold ``grade`` (from a dump made with both off:
-    the layers after them are deterministic, so their verdicts carry over).
+    the layers after them decode greedily, so their verdicts carry over, up to
+    llama.cpp's prompt-cache reuse, which can flip a translation; docs/EVAL.md).
 
     >>> rows = [{"id": "a", "answerable": True, "refused": False, "refusal_reason": None, "relevance": 0.05,
     ...          "grade": 0.9, "lang": "en", "sentences": [{"claim": True, "supported": True}]},
@@ -218,16 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(False)
     settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
     if args.gate_sweep:
-        answers = [a for path in args.gate_sweep.split(",") for a in load_answers(path)]
+        answers = load_answers(args.gate_sweep)
         return print_gate_sweep(answers, args.json, args.with_grade or 0.0)
     if args.replay:
-        answers = [a for path in args.replay.split(",") for a in load_answers(path)]
+        answers = load_answers(args.replay)
         gate = settings.gate_threshold if args.gate is None else args.gate
-        grade = settings.grade if args.with_grade is None else args.with_grade
+        grade = settings.grade_in_force if args.with_grade is None else args.with_grade
         print(json.dumps(replay(answers, gate, grade), ensure_ascii=False, indent=None if args.json else 1))
         return 0
     if args.grade:
-        answers = [a for path in args.grade.split(",") for a in load_answers(path)]
+        answers = load_answers(args.grade)
         return print_grades(answers, args.max_false_refusals, args.json)
     if args.citations and args.sample:
         for k, row in enumerate(sample_sentences(load_answers(args.citations), args.sample, args.seed), start=1):
@@ -266,10 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def load_answers(path: str) -> list[dict]:
-    """The rows of an answer dump written by ``rag.eval --dump``."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def load_answers(paths: str) -> list[dict]:
+    """The rows of the answer dumps written by ``rag.eval --dump`` (paths comma-separated)."""
+    rows = []
+    for path in paths.split(","):
+        with open(path, encoding="utf-8") as f:
+            rows += [json.loads(line) for line in f if line.strip()]
+    return rows
 
 
 def sample_sentences(answers: list[dict], n: int, seed: int) -> list[dict]:

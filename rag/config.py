@@ -153,7 +153,7 @@ class Settings:
         return cls(**values)
 
     @property
-    def grade(self) -> float:
+    def grade_in_force(self) -> float:
         """The grader threshold in force: set, or calibrated for the model, or 0 (off)."""
         if self.grade_threshold is not None:
             return self.grade_threshold

@@ -80,7 +80,8 @@ def passage_grader(settings: Settings, chat_model):
     with the threshold calibrated for it; None when there is none (or it is off)."""
     from .grade import PassageGrader
 
-    return PassageGrader(chat_model, settings.grade) if settings.grade > 0 else None
+    threshold = settings.grade_in_force
+    return PassageGrader(chat_model, threshold) if threshold > 0 else None
 
 
 def answer_translator(settings: Settings):

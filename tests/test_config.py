@@ -100,8 +100,8 @@ def test_override_fixes_a_bad_environment_value():
 def test_the_grader_threshold_is_the_models_calibrated_one_unless_set():
     from rag.models import DEFAULT_MODEL, PRESETS
 
-    assert Settings().grade == PRESETS[DEFAULT_MODEL].grade_threshold > 0
-    assert Settings(grade_threshold=0.0).grade == 0.0  # off
-    assert Settings.from_env({"RAG_GRADE": "0.2"}).grade == 0.2
-    assert Settings(llm_model="/models/other.gguf").grade == 0.0  # not calibrated: not graded
-    assert Settings(llm_backend="openai", llm_base_url="http://x/v1", llm_model=DEFAULT_MODEL).grade == 0.0
+    assert Settings().grade_in_force == PRESETS[DEFAULT_MODEL].grade_threshold > 0
+    assert Settings(grade_threshold=0.0).grade_in_force == 0.0  # off
+    assert Settings.from_env({"RAG_GRADE": "0.2"}).grade_in_force == 0.2
+    assert Settings(llm_model="/models/other.gguf").grade_in_force == 0.0  # not calibrated: not graded
+    assert Settings(llm_backend="openai", llm_base_url="http://x/v1", llm_model=DEFAULT_MODEL).grade_in_force == 0.0
