@@ -281,7 +281,7 @@ def score(value: float | None, digits: int) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def show_trace(answer: Answer, threshold: float, grade_threshold: float = 0.0) -> None:
+def show_trace(answer: Answer, threshold: float, grade_threshold: float = 0.0, judge_threshold: float = 0.0) -> None:
     """How the answer came about: queries, every candidate's scores, the gate, tokens, timings."""
     L = answer.language
     with st.expander(ui(L, "trace"), icon=":material/manage_search:"):
@@ -304,6 +304,11 @@ def show_trace(answer: Answer, threshold: float, grade_threshold: float = 0.0) -
             above = answer.grade >= grade_threshold
             gate += (f"  \n**{ui(L, 'grade')}:** {answer.grade:.2f} {'≥' if above else '<'} "
                      f"{ui(L, 'threshold')} {grade_threshold:.2f} → {ui(L, 'passed' if above else 'refused')}")
+        judged = [s.judged for s in answer.sentences or answer.draft if s.judged is not None]
+        if judged:  # sentences the embedding check missed, read by the model
+            confirmed = sum(p >= judge_threshold for p in judged)
+            gate += (f"  \n**{ui(L, 'judge')}:** {confirmed}/{len(judged)} {ui(L, 'confirmed')} "
+                     f"({ui(L, 'threshold')} {judge_threshold:.2f})")
         if answer.refused:
             reason = answer.refusal_reason or ""
             gate += f"  \n**{ui(L, 'reason')}:** `{reason}` — {ui(L, 'reason_' + reason) if reason else ''}"
@@ -338,7 +343,7 @@ def show_details(turn: dict) -> None:
     answer = turn["answer"]
     if not answer.refused:
         show_sources(answer, turn["spans"])
-    show_trace(answer, turn["threshold"], turn.get("grade_threshold", 0.0))
+    show_trace(answer, turn["threshold"], turn.get("grade_threshold", 0.0), turn.get("judge_threshold", 0.0))
 
 
 # --- the chat page -------------------------------------------------------------------------
@@ -383,7 +388,7 @@ def answer_question(chain: AnswerChain, question: str, compare: bool) -> dict:
     else:
         answer = stream_answer(chain, question, language)
     turn = {"role": "assistant", "answer": answer, "bare": bare, "threshold": chain.settings.gate_threshold,
-            "grade_threshold": chain.settings.grade_in_force,
+            "grade_threshold": chain.settings.grade_in_force, "judge_threshold": chain.settings.judge_in_force,
             "spans": {} if answer.refused else supporting_spans(chain, answer)}
     show_details(turn)
     return turn

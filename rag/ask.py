@@ -124,6 +124,8 @@ def retrieval_json(result: Retrieval) -> dict:
 
 def sentence_json(s: Sentence) -> dict:
     data = {"text": s.text, "citations": s.citations, "supported": s.supported, "score": s.score, "claim": s.claim}
+    if s.judged is not None:
+        data["judged"] = s.judged
     return {**data, "source": s.source} if s.source else data
 
 

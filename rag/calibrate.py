@@ -2,7 +2,8 @@
 ``python -m rag.calibrate --citations ANSWERS.jsonl [--sample N --seed S]``
 ``python -m rag.calibrate --gate-sweep ANSWERS.jsonl [--with-grade G]``
 ``python -m rag.calibrate --grade ANSWERS.jsonl [--max-false-refusals 0.025]``
-``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T]``
+``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J]``
+``python -m rag.calibrate --judge ANSWERS.jsonl [--write]``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
 question file with answerable and unanswerable questions: the highest
@@ -26,10 +27,17 @@ questions that reached the model, printed with every graded question. The
 value goes into the model's ``Preset.grade_threshold`` by hand.
 
 With ``--replay``: the refusal and support figures of ``rag.eval`` as if the
-dumps (made with RAG_GATE=0 RAG_GRADE=1e-9) had been made at the given gate
-and grader thresholds (by default the settings in force), with the ids of the
-unanswerable questions answered and the answerable ones refused. One slow run
-of a question set then gives the figures of every setting of the two layers.
+dumps (made with RAG_GATE=0 RAG_GRADE=1e-9) had been made at the given gate,
+grader and judge thresholds (by default the settings in force), with the ids of
+the unanswerable questions answered and the answerable ones refused. One slow
+run of a question set then gives the figures of every setting of the three layers.
+
+With ``--judge``: the sentence judge (rag/grade.py) reads every claim of the
+dumps that the citation check left unsupported and a passage could still state,
+and, as negatives, a seeded sample of supported claims put against another
+question's passages. Prints how many of each it confirms at each threshold;
+``--write`` stores each doubtful claim's probability in the dumps (``judged``),
+so that ``--replay`` can apply any judge threshold to them.
 
 With ``--citations``: shows how the citation checker's support threshold
 (``Thresholds.support``) separates sentences from the passages they came
@@ -68,15 +76,42 @@ def choose_threshold(answerable: list[float], max_false_refusals: float) -> floa
     return ranked[allowed] if ranked else 0.0
 
 
-def replayed_reason(a: dict, gate: float, grade: float) -> str | None:
+MIN_SUPPORTED_SHARE = 0.25  # rag.chain.AnswerChain's; repeated here to keep this module free of the chain
+
+
+def replayed_support(sentence: dict, judge: float) -> bool:
+    """A dumped sentence's verdict at judge threshold ``judge`` (0: no judge).
+    A sentence with a ``judged`` probability was one the citation check left
+    unsupported; the judge's probability alone decides it.
+
+    >>> [replayed_support({"supported": False, "judged": 0.6}, j) for j in (0.0, 0.5, 0.7)]
+    [False, True, False]
+    """
+    if sentence.get("judged") is None:
+        return sentence["supported"]
+    return judge > 0 and sentence["judged"] >= judge
+
+
+def replayed_claims(a: dict, judge: float) -> list[bool]:
+    """The verdicts on the claims of row ``a``'s reply (the refused draft, for a reply refused as unsupported)."""
+    sentences = a.get("draft") if a["refusal_reason"] == "unsupported" else a.get("sentences")
+    return [replayed_support(s, judge) for s in sentences or [] if s.get("claim", True)]
+
+
+def replayed_reason(a: dict, gate: float, grade: float, judge: float | None = None) -> str | None:
     """Why the pipeline would refuse dump row ``a`` at these thresholds (None: it answers).
 
     The layers in the order the chain runs them: the name check, the gate, the
-    grader, then what the model and the checker did in the dump.
+    grader, what the model did in the dump, then (with ``judge``) the
+    answer-level support rule over the claims' verdicts at that judge threshold.
 
     >>> row = {"refused": True, "refusal_reason": "model", "relevance": 0.03, "grade": 0.2}
     >>> [replayed_reason(row, g, t) for g, t in ((0.0, 0.0), (0.0, 0.3), (0.04, 0.3))]
     ['model', 'grade', 'gate']
+    >>> draft = [{"supported": False, "judged": 0.6}, {"supported": False}]
+    >>> row = {"refused": True, "refusal_reason": "unsupported", "relevance": 0.03, "grade": 0.5, "draft": draft}
+    >>> [replayed_reason(row, 0.02, 0.3, j) for j in (0.0, 0.5)]
+    ['unsupported', None]
     """
     if a["refusal_reason"] == "unknown":
         return "unknown"
@@ -84,7 +119,11 @@ def replayed_reason(a: dict, gate: float, grade: float) -> str | None:
         return "gate"
     if a.get("grade") is not None and a["grade"] < grade:
         return "grade"
-    return a["refusal_reason"] if a["refused"] else None
+    if judge is None or a["refusal_reason"] not in (None, "unsupported"):
+        return a["refusal_reason"] if a["refused"] else None
+    claims = replayed_claims(a, judge)
+    supported = sum(claims)
+    return "unsupported" if not supported or supported < MIN_SUPPORTED_SHARE * len(claims) else None
 
 
 def _check_replayable(answers: list[dict]) -> None:
@@ -93,11 +132,12 @@ def _check_replayable(answers: list[dict]) -> None:
                        "nothing (RAG_GATE=0 RAG_GRADE=1e-9 python -m rag.eval ... --dump)")
 
 
-def replay(answers: list[dict], gate: float, grade: float = 0.0) -> dict:
+def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | None = None) -> dict:
     """``rag.eval``'s refusal and support figures as if the dump had been made at
-    gate ``gate`` and grader threshold ``grade`` (from a dump made with both off:
-    the layers after them decode greedily, so their verdicts carry over, up to
-    llama.cpp's prompt-cache reuse, which can flip a translation; docs/EVAL.md).
+    gate ``gate``, grader threshold ``grade`` and judge threshold ``judge`` (None:
+    the verdicts as dumped) from a dump made with the first two off: the layers
+    after them decode greedily, so their verdicts carry over, up to llama.cpp's
+    prompt-cache reuse, which can flip a translation; docs/EVAL.md.
 
     >>> rows = [{"id": "a", "answerable": True, "refused": False, "refusal_reason": None, "relevance": 0.05,
     ...          "grade": 0.9, "lang": "en", "sentences": [{"claim": True, "supported": True}]},
@@ -108,16 +148,17 @@ def replay(answers: list[dict], gate: float, grade: float = 0.0) -> dict:
     (1, 0, 1.0, {'grade': 1})
     """
     _check_replayable(answers)
-    reasons = {a["id"]: replayed_reason(a, gate, grade) for a in answers}
+    reasons = {a["id"]: replayed_reason(a, gate, grade, judge) for a in answers}
     answered = [a for a in answers if reasons[a["id"]] is None]
-    claims = {lg: [s["supported"] for a in answered if a.get("lang") == lg for s in a.get("sentences", [])
-                   if s.get("claim", True)] for lg in ("en", "zh")}
+    verdicts = {a["id"]: replayed_claims(a, judge) if judge is not None
+                else [s["supported"] for s in a.get("sentences", []) if s.get("claim", True)] for a in answered}
+    claims = {lg: [v for a in answered if a.get("lang") == lg for v in verdicts[a["id"]]] for lg in ("en", "zh")}
     every = claims["en"] + claims["zh"]
     refused_by: dict[str, int] = {}
     for reason in reasons.values():
         if reason:
             refused_by[reason] = refused_by.get(reason, 0) + 1
-    return {"gate": gate, "grade": grade,
+    return {"gate": gate, "grade": grade, "judge": judge,
             "unanswerable": sum(not a["answerable"] for a in answers),
             "unanswerable_refused": sum(bool(reasons[a["id"]]) for a in answers if not a["answerable"]),
             "answerable": sum(a["answerable"] for a in answers),
@@ -202,12 +243,20 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--replay", metavar="DUMPS",
                         help="answer dumps made with RAG_GATE=0 RAG_GRADE=1e-9, comma-separated: the figures at "
                              "--gate and --with-grade")
+    source.add_argument("--judge", metavar="DUMPS",
+                        help="answer dumps, comma-separated: what the sentence judge confirms at each threshold")
     source.add_argument("--gate-sweep", metavar="DUMP",
                         help="answer dump made with RAG_GATE=0: what the pipeline refuses at each gate threshold")
     parser.add_argument("--max-false-refusals", type=float, default=0.025)
     parser.add_argument("--with-grade", type=float, metavar="T",
                         help="with --gate-sweep (default 0, off) or --replay (default: the model's): "
                              "also refuse what the passage grader refuses at threshold T")
+    parser.add_argument("--with-judge", type=float, metavar="J",
+                        help="with --replay: the sentence judge's threshold (default: the model's; 0: off)")
+    parser.add_argument("--write", action="store_true",
+                        help="with --judge: store each doubtful claim's probability in the dumps")
+    parser.add_argument("--negatives", type=int, default=60,
+                        help="with --judge: supported claims put against another question's passages")
     parser.add_argument("--gate", type=float, help="with --replay: the gate threshold (default: the settings')")
     parser.add_argument("--sample", type=int, metavar="N",
                         help="with --citations: print N seeded answer sentences with their passage, for a manual read")
@@ -225,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         answers = load_answers(args.replay)
         gate = settings.gate_threshold if args.gate is None else args.gate
         grade = settings.grade_in_force if args.with_grade is None else args.with_grade
-        print(json.dumps(replay(answers, gate, grade), ensure_ascii=False, indent=None if args.json else 1))
+        judge = settings.judge_in_force if args.with_judge is None else args.with_judge
+        print(json.dumps(replay(answers, gate, grade, judge), ensure_ascii=False, indent=None if args.json else 1))
         return 0
     if args.grade:
         answers = load_answers(args.grade)
@@ -243,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     bars.close()
     if args.citations:
         return calibrate_citations(chain, args.citations, args.json)
+    if args.judge:
+        return calibrate_judge(chain, args.judge, args.negatives, args.seed, args.write, args.json)
     rows = []
     for q in load_questions(args.qa):
         retrieval = chain.retrieve(chain.rewrite(q.question)).retrieval
@@ -287,6 +339,87 @@ def sample_sentences(answers: list[dict], n: int, seed: int) -> list[dict]:
 
 
 THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60)
+JUDGE_THRESHOLDS = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75)
+
+
+def model_passages(chain, sources: list[dict]) -> tuple[list, "np.ndarray"]:
+    """The passages a dump row's model was given (its sources, within the prompt
+    budget, as ``rag.chain`` selects them) and their stored vectors."""
+    from .types import Hit
+
+    index = chain.retriever.index
+    row_of = _ROWS.get(id(index)) or _ROWS.setdefault(id(index), {c.text: i for i, c in enumerate(index.chunks)})
+    hits = [Hit(index.chunks[row_of[x["text"]]], 0.0, row=row_of[x["text"]]) for x in sources if x["text"] in row_of]
+    passages = chain.passages(hits)
+    return passages, chain.retriever.vectors([p.hit for p in passages])
+
+
+_ROWS: dict[int, dict[str, int]] = {}  # an index's rows by chunk text
+
+
+def calibrate_judge(chain, dumps: str, negatives: int, seed: int, write: bool, as_json: bool) -> int:
+    """Put the dumps' doubtful claims to the sentence judge, and supported claims
+    against another question's passages as negatives; print what each threshold confirms."""
+    from .grade import SentenceJudge
+    from .types import Sentence
+
+    judge = SentenceJudge(chain.chat_model, 1.0)
+    paths = dumps.split(",")
+    tables = {path: load_answers(path) for path in paths}
+    doubtful: list[tuple[dict, dict, float]] = []  # (row, sentence, probability)
+    for rows in tables.values():
+        for a in rows:
+            sentences = a.get("draft") if a["refusal_reason"] == "unsupported" else a.get("sentences")
+            if not sentences or a["refusal_reason"] in ("unknown", "gate", "model"):
+                continue
+            passages, vectors = model_passages(chain, a["sources"])
+            for s in sentences:
+                drafted = Sentence(s.get("source") or s["text"], s["citations"], s["supported"] and s.get(
+                    "judged") is None, claim=s.get("claim", True))
+                n = chain.checker.candidate(drafted, passages, vectors, a["question"])
+                if n is not None:
+                    s["judged"] = round(judge(drafted.text, n, passages), 4)
+                    doubtful.append((a, s, s["judged"]))
+    # Negatives: supported claims of answered, answerable questions against the
+    # passages of a question on another section, where a passage holds their terms.
+    answered = [a for rows in tables.values() for a in rows if a["answerable"] and not a["refused"] and a["sources"]]
+    rng = random.Random(seed)
+    pool = [(a, s) for a in answered for s in a["sentences"] if s.get("claim", True) and s["supported"]
+            and s.get("judged") is None]
+    negative: list[float] = []
+    for a, s in rng.sample(pool, len(pool)):
+        if len(negative) >= negatives:
+            break
+        other = rng.choice([o for o in answered if o["sources"][0]["section"] != a["sources"][0]["section"]])
+        passages, vectors = model_passages(chain, other["sources"])
+        drafted = Sentence(s.get("source") or s["text"], [], False)
+        n = chain.checker.candidate(drafted, passages, vectors, a["question"])
+        if n is not None:
+            negative.append(judge(drafted.text, n, passages))
+    table = [{"threshold": t,
+              "negatives_confirmed": round(sum(p >= t for p in negative) / max(1, len(negative)), 3),
+              "answerable_confirmed": sum(p >= t for a, _, p in doubtful if a["answerable"]),
+              "unanswerable_confirmed": sum(p >= t for a, _, p in doubtful if not a["answerable"])}
+             for t in JUDGE_THRESHOLDS]
+    summary = {"doubtful": len(doubtful), "doubtful_answerable": sum(a["answerable"] for a, _, _ in doubtful),
+               "negatives": len(negative), "table": table}
+    if write:
+        for path, rows in tables.items():
+            with open(path, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(a, ensure_ascii=False) + "\n" for a in rows)
+    if as_json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    for a, s, p in sorted(doubtful, key=lambda x: x[2]):
+        mark = " " if a["answerable"] else "✗"
+        print(f"{p:.4f} {mark} {a['id']} {(s.get('source') or s['text'])[:70]!r}")
+    print(f"{len(doubtful)} doubtful claims ({summary['doubtful_answerable']} of answerable questions); "
+          f"{len(negative)} negatives (supported claims against another question's passages)")
+    print(f"{'threshold':>9} {'negatives confirmed':>20} {'answerable':>11} {'unanswerable':>13}")
+    for r in table:
+        print(f"{r['threshold']:>9.2f} {r['negatives_confirmed']:>20.3f} {r['answerable_confirmed']:>11} "
+              f"{r['unanswerable_confirmed']:>13}")
+    return 0
 
 
 def citation_pairs(answers: list[dict], seed: int = 7) -> list[tuple[bool, str, str, list[str], str]]:

@@ -1,13 +1,15 @@
 """The answer chain, in LangChain's expression language (LCEL):
 
-    question -> rewrite -> retrieve -> gate -> prompt -> grade -> LLM -> citations -> translate -> Answer
+    question -> rewrite -> retrieve -> gate -> prompt -> grade -> LLM -> citations -> judge -> translate -> Answer
 
 ``AnswerChain.runnable()`` is ``prepare | generate``: ``prepare`` is two
 ``RunnableLambda`` steps over a ``State``; ``generate`` is a
 ``RunnableGenerator`` that refuses at once when the gate finds nothing
 relevant or the model, reading the passages, finds they do not state the
 answer (``rag.grade``), and otherwise streams the model's reply sentence by sentence, each
-sentence's citations checked before it is emitted. The model drafts in the
+sentence's citations checked before it is emitted. A sentence the check leaves
+unsupported is put to the model itself once the reply is complete
+(``rag.grade.SentenceJudge``). The model drafts in the
 passages' language; a sentence is put into the question's language only
 after it has been checked (``rag.translate``). It ends with the ``Answer``.
 Nothing runs at import time.
@@ -26,7 +28,7 @@ from . import lang
 from .citations import CitationChecker, SentenceBuffer, parse_markers, render
 from .config import Settings
 from .gate import RelevanceGate, closest_topics
-from .grade import PassageGrader
+from .grade import PassageGrader, SentenceJudge
 from .llm import token_counter
 from .messages import t
 from .prompts import NOT_FOUND, Passage, bare_messages, bare_words, build_messages, is_echo, select_passages
@@ -64,7 +66,8 @@ class State:
 class AnswerChain:
     def __init__(self, retriever: Retriever, chat_model, settings: Settings, rewriters: list[Rewriter],
                  checker: CitationChecker, gate: RelevanceGate | None = None,
-                 translator: SentenceTranslator | None = None, grader: PassageGrader | None = None):
+                 translator: SentenceTranslator | None = None, grader: PassageGrader | None = None,
+                 judge: SentenceJudge | None = None):
         self.retriever = retriever
         self.gate = gate or RelevanceGate(settings.gate_threshold)
         self.chat_model = chat_model
@@ -73,6 +76,7 @@ class AnswerChain:
         self.checker = checker
         self.translator = translator
         self.grader = grader
+        self.judge = judge
         self.count_tokens = token_counter(chat_model)
 
     # -- the steps ------------------------------------------------------------
@@ -144,7 +148,11 @@ class AnswerChain:
 
         A sentence is shown once the supported claims so far are at least as
         many as the unsupported ones; until then it is held back, so a reply
-        that starts off ungrounded shows nothing. At the end the reply becomes
+        that starts off ungrounded shows nothing. A claim the check leaves
+        unsupported but a passage could still state (its numbers and names are
+        there) waits for the judge, which reads it once the reply is complete:
+        the model is busy writing until then. Nothing after such a sentence is
+        shown before it, so no verdict shown changes. At the end the reply becomes
         a refusal if no claim, or fewer than ``MIN_SUPPORTED_SHARE`` of its
         claims, are supported (``Answer.withdrawn`` tells when some had been shown).
         With ``strict`` unsupported sentences are dropped; otherwise they are
@@ -155,9 +163,10 @@ class AnswerChain:
         started = time.perf_counter()
         vectors = self.retriever.vectors([p.hit for p in state.passages])
         buffer, raw = SentenceBuffer(), ""
-        checked: list[Sentence] = []    # every sentence of the reply, as judged
-        kept: list[Sentence] = []       # those shown
-        held_back: list[Sentence] = []  # waiting for enough support
+        checked: list[Sentence] = []  # every sentence of the reply, as judged
+        kept: list[Sentence] = []     # those shown
+        held_back: list[int] = []     # (positions in checked) waiting for enough support or the judge
+        doubtful: dict[int, int] = {}  # position in checked -> the passage the judge is to read
         first = last = None
         pieces, maybe_refusal, paused = 0, True, 0.0
         spent = {"translate": 0.0}  # and "first_sentence": when the first sentence was shown
@@ -168,7 +177,8 @@ class AnswerChain:
             return sum(s.supported for s in claims), len(claims)
 
         def show() -> Iterator[Delta]:
-            for s in held_back:
+            for i in held_back:
+                s = checked[i]
                 if state.translating:
                     begun = time.perf_counter()
                     s = self._translated(s, state.language)
@@ -186,11 +196,14 @@ class AnswerChain:
                 return  # said before
             sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question)[0]
             checked.append(sentence)
-            if self.settings.strict and not sentence.supported:
+            target = self.checker.candidate(sentence, state.passages, vectors, state.question) if self.judge else None
+            if target is not None:
+                doubtful[len(checked) - 1] = target
+            elif self.settings.strict and not sentence.supported:
                 return
-            held_back.append(sentence)
+            held_back.append(len(checked) - 1)
             supported, claims = grounding()
-            if supported and 2 * supported >= claims:
+            if not doubtful and supported and 2 * supported >= claims:
                 yield from show()
 
         for chunk in self.chat_model.stream(state.messages, stop=["<|im_end|>", "</passages>"]):
@@ -215,10 +228,15 @@ class AnswerChain:
         if pieces > 1 and last - paused > first:
             timings["tokens_per_s"] = (pieces - 1) / (last - paused - first)  # decode rate, first to last token
         extra = {"prompt_tokens": state.prompt_tokens, "completion_tokens": pieces, "grade": grade}
-        supported, claims = grounding()
         if raw.strip().startswith(NOT_FOUND):
             yield self._refusal(state, "model", timings, **extra)
-        elif not supported or supported < self.MIN_SUPPORTED_SHARE * claims:
+            return
+        if doubtful:
+            timings["judge"] = self._judge(state, checked, doubtful)
+            if self.settings.strict:
+                held_back[:] = [i for i in held_back if checked[i].supported]
+        supported, claims = grounding()
+        if not supported or supported < self.MIN_SUPPORTED_SHARE * claims:
             yield self._refusal(state, "unsupported", timings, withdrawn=bool(kept), draft=checked, **extra)
         else:
             yield from show()  # the tail, flagged: the reply as a whole stands
@@ -230,6 +248,17 @@ class AnswerChain:
                          sources=state.retrieval.hits, sentences=kept,
                          citations=sorted({n for s in kept for n in s.citations}), queries=state.queries,
                          timings=self._timings(state, timings), relevance=state.retrieval.relevance, **extra)
+
+    def _judge(self, state: State, checked: list[Sentence], doubtful: dict[int, int]) -> float:
+        """Put each doubtful claim to the judge; one it confirms is supported and
+        cites the passage it was read against. Returns the seconds it took."""
+        started = time.perf_counter()
+        for i, n in doubtful.items():
+            p = round(self.judge(checked[i].text, n, state.passages), 4)
+            confirmed = p >= self.judge.threshold
+            checked[i] = replace(checked[i], judged=p, supported=confirmed,
+                                 citations=[n] if confirmed else checked[i].citations)
+        return time.perf_counter() - started
 
     def _translated(self, sentence: Sentence, language: str) -> Sentence:
         """The checked sentence in ``language``; as drafted if no faithful translation came back."""

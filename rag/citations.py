@@ -220,6 +220,25 @@ class CitationChecker:
             out.append(Sentence(text=bare, citations=kept, supported=bool(kept), score=round(score, 3)))
         return out
 
+    def candidate(self, sentence: Sentence, passages: list[Passage], passage_vectors: np.ndarray,
+                  question: str = "") -> int | None:
+        """For a claim this checker left unsupported: the passage that could still
+        state it, for a reader to judge (``rag.grade.SentenceJudge``), or None.
+
+        The closest passage that holds every number and name of the sentence.
+        None when no passage does: a sentence with a number or name of its own
+        is not from the passages, whoever reads them.
+        """
+        if sentence.supported or not sentence.claim or novel_terms(sentence.text, " ".join(
+                p.text for p in passages), question):
+            return None
+        vouching = [j for j, p in enumerate(passages) if not novel_terms(sentence.text, p.text, question)]
+        if not vouching:
+            return None
+        row = self.scores([sentence.text], [passages[j] for j in vouching],
+                          np.asarray(passage_vectors)[vouching])[0]
+        return passages[vouching[int(row.argmax())]].n
+
     def is_claim(self, bare: str) -> bool:
         """Very short sentences ("好的。"), lead-ins ("The steps are:"), questions
         (a heading the model copies: "2. How can large models handle longer text?"),

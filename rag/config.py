@@ -34,6 +34,7 @@ ENV_VARS = {
     "RAG_THREADS": "threads",
     "RAG_GATE": "gate_threshold",
     "RAG_GRADE": "grade_threshold",
+    "RAG_JUDGE": "judge_threshold",
     "RAG_CONTEXT_TOKENS": "context_tokens",
     "RAG_STRICT": "strict",
     "RAG_DRAFT": "draft",
@@ -98,6 +99,11 @@ class Settings:
     # answer" less than this probability (rag/grade.py). None: the value
     # calibrated for the model (a preset's), or no grading for other models; 0: off.
     grade_threshold: float | None = None
+    # Count an answer sentence the embedding check left unsupported as supported
+    # when the answer model, asked about it and the passage it could come from,
+    # gives "yes" at least this probability (rag/grade.py). None: the value
+    # calibrated for the model, or no judging for other models; 0: off.
+    judge_threshold: float | None = None
     # Drop answer sentences no cited passage supports (otherwise they are flagged).
     strict: bool = False
     # The language the model writes its draft in. "source": the passages' own,
@@ -155,12 +161,20 @@ class Settings:
     @property
     def grade_in_force(self) -> float:
         """The grader threshold in force: set, or calibrated for the model, or 0 (off)."""
-        if self.grade_threshold is not None:
-            return self.grade_threshold
+        return self._calibrated("grade_threshold")
+
+    @property
+    def judge_in_force(self) -> float:
+        """The sentence judge's threshold in force: set, or calibrated for the model, or 0 (off)."""
+        return self._calibrated("judge_threshold")
+
+    def _calibrated(self, name: str) -> float:
+        if getattr(self, name) is not None:
+            return getattr(self, name)
         from .models import PRESETS
 
         preset = PRESETS.get(self.llm_model) if self.llm_backend != "openai" else None
-        return preset.grade_threshold if preset else 0.0
+        return getattr(preset, name) if preset else 0.0
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)

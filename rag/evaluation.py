@@ -112,7 +112,9 @@ def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
       "The steps are:" aside) supported by their citations, also by language;
     * ``cited`` / ``in_language``: shares of the non-refused answers with at least
       one valid citation / written in the question's language;
-    * ``refused_by``: how refusals came about (gate, model, unsupported).
+    * ``refused_by``: how refusals came about (gate, model, unsupported);
+    * ``judged`` / ``confirmed``: claims of the shown answers the citation check
+      left doubtful and put to the sentence judge, and how many it confirmed.
     """
     answered = [(q, a) for q, a in pairs if not a.refused]
     unanswerable = [a for q, a in pairs if not q.answerable]
@@ -137,4 +139,6 @@ def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
         "mean_seconds": sum(a.timings.get("rewrite", 0) + a.timings.get("retrieve", 0) + a.timings.get("prompt", 0)
                             + a.timings.get("generate", 0) for _, a in pairs) / len(pairs) if pairs else 0.0,
         "refused_by": reasons,
+        "judged": sum(s.judged is not None for s in sentences),
+        "confirmed": sum(s.judged is not None and s.supported for s in sentences),
     }

@@ -83,6 +83,17 @@ def grade_messages(question: str, passages: list[Passage]) -> list[BaseMessage]:
     return [SystemMessage(SYSTEM), HumanMessage(_passages_block(passages) + _GRADE.format(question=question.strip()))]
 
 
+# After the answer, for a sentence of it the embedding check could not match to
+# a passage; same prefix again, so only this line is new to llama.cpp.
+_JUDGE = 'Is this sentence stated in passage [{n}] above: "{sentence}"? Reply with one word: yes or no.'
+
+
+def judge_messages(sentence: str, n: int, passages: list[Passage]) -> list[BaseMessage]:
+    """Whether passage ``n`` states ``sentence``, for the model to judge (``rag.grade.SentenceJudge``)."""
+    return [SystemMessage(SYSTEM),
+            HumanMessage(_passages_block(passages) + _JUDGE.format(n=n, sentence=sentence.strip()))]
+
+
 def _passages_block(passages: list[Passage]) -> str:
     body = "\n\n".join(f"[{p.n}] {p.text}" for p in passages)
     return f"<passages>\n{body}\n</passages>\n\n"

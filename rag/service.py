@@ -72,7 +72,7 @@ def build_chain(settings: Settings, progress: Progress | None = None):
     checker = CitationChecker(retriever.embedder, retriever.all_vectors(),
                               translate=translator.translate if separate else None)
     return AnswerChain(retriever, chat_model, settings, rewriters, checker, translator=answer_translator(settings),
-                       grader=passage_grader(settings, chat_model))
+                       grader=passage_grader(settings, chat_model), judge=sentence_judge(settings, chat_model))
 
 
 def passage_grader(settings: Settings, chat_model):
@@ -82,6 +82,15 @@ def passage_grader(settings: Settings, chat_model):
 
     threshold = settings.grade_in_force
     return PassageGrader(chat_model, threshold) if threshold > 0 else None
+
+
+def sentence_judge(settings: Settings, chat_model):
+    """The answer model as a second reader of the sentences the citation check
+    leaves unsupported (``rag.grade``); None when it is not calibrated (or off)."""
+    from .grade import SentenceJudge
+
+    threshold = settings.judge_in_force
+    return SentenceJudge(chat_model, threshold) if threshold > 0 else None
 
 
 def answer_translator(settings: Settings):

@@ -102,7 +102,10 @@ class Sentence:
     False for sentences that state nothing to check ("好的。", "The steps are:"):
     they pass, but they do not count as grounding an answer. ``source`` is the
     sentence as the model drafted it, in the passages' language, when ``text``
-    is its translation: the check was made on ``source``.
+    is its translation: the check was made on ``source``. ``judged`` is the
+    answer model's probability that the passage states the sentence, asked only
+    for a claim the embedding check left unsupported (``rag.grade.SentenceJudge``);
+    at the calibrated threshold it makes the sentence supported.
     """
 
     text: str
@@ -111,6 +114,7 @@ class Sentence:
     score: float = 0.0
     claim: bool = True
     source: str = ""
+    judged: float | None = None
 
 
 @dataclass

@@ -79,3 +79,29 @@ def test_sample_sentences_is_seeded_and_skips_refusals_and_fragments():
     picked = sample_sentences([shown, refused], 5, seed=1)
     assert [(p["id"], p["passage"]) for p in picked] == [("a", "甲段")]
     assert sample_sentences([shown, refused], 5, seed=1) == picked
+
+
+def test_replay_applies_the_judge_threshold_to_the_claims_the_check_left_doubtful(tmp_path):
+    def row(qid, answerable, reason, sentences):
+        key = "draft" if reason == "unsupported" else "sentences"
+        return {"id": qid, "lang": "zh", "answerable": answerable, "refused": reason is not None,
+                "refusal_reason": reason, "relevance": 0.05, "grade": 0.6, key: sentences}
+
+    ok, doubtful = {"supported": True}, lambda p: {"supported": False, "judged": p}
+    rows = [row("a1", True, "unsupported", [doubtful(0.7)]),             # confirmed only by the judge
+            row("a2", True, None, [ok, doubtful(0.7), doubtful(0.5)]),  # answered either way
+            row("u1", False, "unsupported", [doubtful(0.5), {"supported": False}])]
+    dump = tmp_path / "answers.jsonl"
+    dump.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    def replayed(judge: str) -> dict:
+        proc = run_module("rag.calibrate", "--replay", str(dump), "--with-judge", judge, "--with-grade", "0.3",
+                          "--json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    off, at_06, at_04 = replayed("0"), replayed("0.6"), replayed("0.4")
+    assert (off["answerable_refused"], off["unanswerable_refused"], off["supported"]) == (1, 1, round(1 / 3, 4))
+    assert (at_06["answerable_refused"], at_06["unanswerable_refused"]) == (0, 1)
+    assert at_06["supported"] == 0.75  # a1's claim, and two of a2's three
+    assert (at_04["answerable_refused"], at_04["unanswerable_refused"]) == (0, 0)  # too low: u1 is answered

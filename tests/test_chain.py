@@ -277,3 +277,84 @@ def test_a_question_the_gate_refuses_is_not_graded(session_retriever):
     chain.grader = Grader(0.9)
     _, answer = run(chain, "红烧肉怎么做才好吃？")
     assert answer.refusal_reason == "gate" and chain.grader.asked == [] and answer.grade is None
+
+
+class Judge:
+    """A sentence judge with a fixed verdict."""
+
+    def __init__(self, p: float, threshold: float = 0.6):
+        self.p, self.threshold = p, threshold
+        self.asked: list[tuple[str, int]] = []
+
+    def __call__(self, sentence: str, n: int, passages: list[Passage]) -> float:
+        self.asked.append((sentence, n))
+        return self.p
+
+
+LORA = "LoRA 在大模型的特定层中注入低秩矩阵 [1]。"
+VAGUE = "这种做法在实践中很常见。"  # nothing the embedding check can tie to a passage, nothing it could not state
+
+
+def test_a_claim_the_check_misses_is_put_to_the_judge_and_confirmed(session_retriever):
+    chain = scripted_chain(session_retriever, LORA + VAGUE)
+    passages = chain.passages(chain.retrieve(chain.rewrite("什么是 LoRA？")).retrieval.hits)
+    vectors = chain.retriever.vectors([p.hit for p in passages])
+    assert not chain.checker.check([VAGUE], passages, vectors)[0].supported  # what the judge is for
+    chain.judge = Judge(0.9)
+    deltas, answer = run(chain, "什么是 LoRA？")
+    assert [s for s, _ in chain.judge.asked] == [VAGUE]
+    vague = answer.sentences[1]
+    assert vague.supported and vague.judged == 0.9 and vague.citations == [chain.judge.asked[0][1]]
+    assert "".join(d.text for d in deltas).strip() == answer.text and "[?]" not in answer.text
+    assert "judge" in answer.timings
+
+
+def test_a_claim_the_judge_rejects_stays_flagged_and_strict_drops_it(session_retriever):
+    chain = scripted_chain(session_retriever, LORA + VAGUE)
+    chain.judge = Judge(0.2)
+    _, answer = run(chain, "什么是 LoRA？")
+    assert not answer.refused and answer.sentences[1].judged == 0.2 and not answer.sentences[1].supported
+    assert answer.text.endswith("[?]。")
+    chain = scripted_chain(session_retriever, LORA + VAGUE, strict=True)
+    chain.judge = Judge(0.2)
+    _, answer = run(chain, "什么是 LoRA？")
+    assert [s.text for s in answer.sentences] == ["LoRA 在大模型的特定层中注入低秩矩阵。"]
+
+
+def test_a_reply_only_the_judge_supports_is_an_answer_and_one_it_rejects_is_refused(session_retriever):
+    for p, refused in ((0.9, False), (0.2, True)):
+        chain = scripted_chain(session_retriever, VAGUE)
+        chain.judge = Judge(p)
+        _, answer = run(chain, "什么是 LoRA？")
+        assert answer.refused is refused
+        if refused:
+            assert answer.refusal_reason == "unsupported" and answer.draft[0].judged == 0.2
+
+
+def test_a_sentence_with_a_number_no_passage_holds_is_not_put_to_the_judge(session_retriever):
+    chain = scripted_chain(session_retriever, LORA + "LoRA 论文发表于 2019 年。")
+    chain.judge = Judge(0.9)
+    _, answer = run(chain, "什么是 LoRA？")
+    assert chain.judge.asked == [] and not answer.sentences[1].supported and answer.sentences[1].judged is None
+
+
+@pytest.mark.slow
+def test_the_real_model_as_judge_reads_a_value_in_code_that_the_embedding_check_misses(real_chain):
+    """"随机种子设的是 42" is what ``random_state=42`` says; the embedder and word overlap
+    cannot see it. The local model, asked about the passage, says yes more surely
+    than for the same sentence with another value."""
+    from rag.grade import SentenceJudge
+
+    from rag.types import Hit
+
+    chunks = real_chain.retriever.index.chunks
+    rows = [next(i for i, c in enumerate(chunks) if "random_state=42" in c.text),
+            next(i for i, c in enumerate(chunks) if "LoRA" in c.text)]
+    passages = [Passage(n, Hit(chunks[row], 0.0, row=row), chunks[row].text) for n, row in enumerate(rows, start=1)]
+    code = passages[0]
+    vectors = real_chain.retriever.vectors([p.hit for p in passages])
+    stated = real_chain.checker.check(["随机种子设的是 42。"], passages, vectors)[0]
+    assert not stated.supported
+    assert real_chain.checker.candidate(stated, passages, vectors) == code.n
+    judge = SentenceJudge(real_chain.chat_model, 0.5)
+    assert judge("随机种子设的是 42。", code.n, passages) > judge("随机种子设的是 7。", code.n, passages)

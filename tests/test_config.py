@@ -105,3 +105,12 @@ def test_the_grader_threshold_is_the_models_calibrated_one_unless_set():
     assert Settings.from_env({"RAG_GRADE": "0.2"}).grade_in_force == 0.2
     assert Settings(llm_model="/models/other.gguf").grade_in_force == 0.0  # not calibrated: not graded
     assert Settings(llm_backend="openai", llm_base_url="http://x/v1", llm_model=DEFAULT_MODEL).grade_in_force == 0.0
+
+
+def test_the_judge_threshold_is_the_models_calibrated_one_unless_set():
+    from rag.models import DEFAULT_MODEL, FAST_MODEL, PRESETS
+
+    assert Settings().judge_in_force == PRESETS[DEFAULT_MODEL].judge_threshold > 0
+    assert Settings(judge_threshold=0.0).judge_in_force == 0.0  # off
+    assert Settings.from_env({"RAG_JUDGE": "0.8"}).judge_in_force == 0.8
+    assert Settings(llm_model=FAST_MODEL).judge_in_force == 0.0  # not calibrated for the 0.5B: not judged
