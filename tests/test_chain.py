@@ -358,3 +358,13 @@ def test_the_real_model_as_judge_reads_a_value_in_code_that_the_embedding_check_
     assert real_chain.checker.candidate(stated, passages, vectors) == code.n
     judge = SentenceJudge(real_chain.chat_model, 0.5)
     assert judge("随机种子设的是 42。", code.n, passages) > judge("随机种子设的是 7。", code.n, passages)
+
+
+def test_the_service_gives_the_chain_a_judge_only_when_a_threshold_is_set():
+    from rag.grade import SentenceJudge
+    from rag.service import sentence_judge
+
+    model = GenericFakeChatModel(messages=iter([]))
+    assert sentence_judge(Settings(), model) is None  # the bundled models: off (docs/EVAL.md, seventh round)
+    judge = sentence_judge(Settings(judge_threshold=0.7), model)
+    assert isinstance(judge, SentenceJudge) and judge.threshold == 0.7 and judge.chat_model is model

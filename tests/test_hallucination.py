@@ -192,7 +192,7 @@ def test_the_default_models_grader_refuses_passages_near_the_question_that_do_no
     settings = session_index.settings.with_(cache_dir=Settings().cache_dir)  # the GGUF joined once, shared
     chain = build_chain(settings)
     assert chain.grader is not None and chain.grader.threshold == Settings().grade_in_force > 0
-    assert chain.judge is not None and chain.judge.threshold == Settings().judge_in_force > 0
+    assert chain.judge is None  # off for the bundled model: docs/EVAL.md, seventh round
     answer = chain.invoke("How does Constitutional AI use a set of written principles to make an assistant harmless?")
     assert answer.refused and answer.refusal_reason == "grade", (answer.refusal_reason, answer.grade, answer.text)
     assert answer.grade < chain.grader.threshold and answer.relevance >= settings.gate_threshold
