@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from langchain_core.messages import AIMessage
 
 from rag.translate import SentenceTranslator
@@ -58,3 +59,34 @@ def test_english_into_chinese_too():
 def test_chinese_sentences_translated_into_english_are_spaced():
     assert SentenceTranslator(Recorder("Fine-tuning needs less data.")).translate("微调需要的数据更少。", "en") == \
         "Fine-tuning needs less data. "
+
+
+def test_chinese_amounts_reach_the_model_in_western_units_and_a_copied_count_is_rejected():
+    """held-out 7, r053: "1750 亿" (175 billion) came back as "1750 billion"."""
+    source = "例如，175B 表示模型拥有 1750 亿个参数。"
+    model = Recorder("For example, 175B means the model has 1750 billion parameters.")
+    assert SentenceTranslator(model).translate(source, "en") == ""  # 1750 is not in what it was given
+    assert model.asked == ["例如，175B 表示模型拥有 175 billion 个参数。"]
+    right = Recorder("For example, 175B means the model has 175 billion parameters.")
+    assert SentenceTranslator(right).translate(source, "en") == right.reply + " "
+
+
+def test_the_model_is_told_how_the_glossary_renders_the_sentences_terms():
+    """held-out 7, r030: "The core of fine-tuning is ..." for 指令微调的核心, and "Microtuning" for 微调."""
+    system = str(SentenceTranslator.messages("指令微调的核心在于准备包含明确指令的数据集。", "en")[0].content)
+    assert "指令微调 = instruction tuning" in system and "数据集 = dataset" in system
+    assert "Translate these terms" not in str(SentenceTranslator.messages("它很好。", "en")[0].content)
+    assert "hallucination = 幻觉" in str(SentenceTranslator.messages("Why does hallucination happen?", "zh")[0].content)
+
+
+@pytest.mark.slow
+def test_the_local_translator_renders_chinese_amounts_and_glossary_terms(session_index):
+    """The real translator (the 0.5B here) on r053's and r030's drafted sentences."""
+    from rag.llm import get_chat_model
+
+    model = get_chat_model(session_index.settings.with_(llm_model="qwen2.5-coder-0.5b", temperature=0.0),
+                           instance="translate")
+    translator = SentenceTranslator(model)
+    amounts = translator.translate("例如，175B 表示模型拥有 1750 亿个参数。", "en")
+    assert "1750" not in amounts  # either "175 billion" or rejected ("") and shown as drafted
+    assert "instruction" in translator.translate("指令微调的核心在于准备包含明确指令的数据集。", "en").lower()
