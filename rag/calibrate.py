@@ -59,6 +59,7 @@ import json
 import random
 
 from . import lang
+from .citations import stands
 from .cli import ProgressBars, run, setup_logging
 from .config import Settings
 from .errors import RagError
@@ -74,9 +75,6 @@ def choose_threshold(answerable: list[float], max_false_refusals: float) -> floa
     ranked = sorted(answerable)
     allowed = int(max_false_refusals * len(ranked))  # this many may fall below
     return ranked[allowed] if ranked else 0.0
-
-
-MIN_SUPPORTED_SHARE = 0.25  # rag.chain.AnswerChain's; repeated here to keep this module free of the chain
 
 
 def replayed_support(sentence: dict, judge: float) -> bool:
@@ -122,8 +120,7 @@ def replayed_reason(a: dict, gate: float, grade: float, judge: float | None = No
     if judge is None or a["refusal_reason"] not in (None, "unsupported"):
         return a["refusal_reason"] if a["refused"] else None
     claims = replayed_claims(a, judge)
-    supported = sum(claims)
-    return "unsupported" if not supported or supported < MIN_SUPPORTED_SHARE * len(claims) else None
+    return None if stands(sum(claims), len(claims)) else "unsupported"
 
 
 def _check_replayable(answers: list[dict]) -> None:

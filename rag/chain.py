@@ -25,7 +25,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
 from . import lang
-from .citations import CitationChecker, SentenceBuffer, parse_markers, render
+from .citations import CitationChecker, SentenceBuffer, parse_markers, render, stands
 from .config import Settings
 from .gate import RelevanceGate, closest_topics
 from .grade import PassageGrader, SentenceJudge
@@ -137,12 +137,6 @@ class AnswerChain:
         state.timings["grade"] = time.perf_counter() - started
         return grade
 
-    # A reply is an answer only if at least this share of its claims is
-    # supported: one grounded line does not vouch for a page of invented steps.
-    # Chosen on the dev set, where no answerable question fell under it;
-    # docs/EVAL.md shows what it costs on the held-out set.
-    MIN_SUPPORTED_SHARE = 0.25
-
     def _generate(self, state: State, grade: float | None = None) -> Iterator[Delta | Answer]:
         """Stream the reply sentence by sentence, each checked against the passages.
 
@@ -153,8 +147,8 @@ class AnswerChain:
         there) waits for the judge, which reads it once the reply is complete:
         the model is busy writing until then. Nothing after such a sentence is
         shown before it, so no verdict shown changes. At the end the reply becomes
-        a refusal if no claim, or fewer than ``MIN_SUPPORTED_SHARE`` of its
-        claims, are supported (``Answer.withdrawn`` tells when some had been shown).
+        a refusal unless it ``stands`` (``rag.citations``: some claim, and a
+        quarter of them, supported) (``Answer.withdrawn`` tells when some had been shown).
         With ``strict`` unsupported sentences are dropped; otherwise they are
         flagged [?]. A sentence the model repeats is dropped (the small model's
         "repeater" failure); a shown one is translated into the question's
@@ -236,7 +230,7 @@ class AnswerChain:
             if self.settings.strict:
                 held_back[:] = [i for i in held_back if checked[i].supported]
         supported, claims = grounding()
-        if not supported or supported < self.MIN_SUPPORTED_SHARE * claims:
+        if not stands(supported, claims):
             yield self._refusal(state, "unsupported", timings, withdrawn=bool(kept), draft=checked, **extra)
         else:
             yield from show()  # the tail, flagged: the reply as a whole stands

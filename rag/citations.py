@@ -298,6 +298,22 @@ def support_span(embedder: Embedder, sentence: str, passage_text: str) -> tuple[
     return s, e
 
 
+# A reply is an answer only if at least this share of its claims is
+# supported: one grounded line does not vouch for a page of invented steps.
+# Chosen on the dev set, where no answerable question fell under it;
+# docs/EVAL.md shows what it costs on the held-out sets.
+MIN_SUPPORTED_SHARE = 0.25
+
+
+def stands(supported: int, claims: int) -> bool:
+    """Whether a reply with ``supported`` of its ``claims`` supported is an answer.
+
+    >>> stands(1, 4), stands(1, 5), stands(0, 0)
+    (True, False, False)
+    """
+    return supported > 0 and supported >= MIN_SUPPORTED_SHARE * claims
+
+
 UNSUPPORTED = "[?]"
 
 
