@@ -147,8 +147,9 @@ class AnswerChain:
         there) waits for the judge, which reads it once the reply is complete:
         the model is busy writing until then. Nothing after such a sentence is
         shown before it, so no verdict shown changes. At the end the reply becomes
-        a refusal unless it ``stands`` (``rag.citations``: some claim, and a
-        quarter of them, supported) (``Answer.withdrawn`` tells when some had been shown).
+        a refusal unless it ``stands``: some of its claims, and at least a quarter
+        of them, supported (``rag.citations``). ``Answer.withdrawn`` tells when
+        some of a refused reply had been shown.
         With ``strict`` unsupported sentences are dropped; otherwise they are
         flagged [?]. A sentence the model repeats is dropped (the small model's
         "repeater" failure); a shown one is translated into the question's
