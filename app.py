@@ -25,7 +25,6 @@ from rag.index import is_stale
 from rag.kb import MAX_UPLOAD_BYTES, Indexer, delete_document, list_documents, save_upload
 from rag.messages import UI, t, ui
 from rag.models import DEFAULT_MODEL, PRESETS
-from rag.retrieve import Retriever
 from rag.service import refresh
 from rag.types import Answer
 
@@ -58,22 +57,13 @@ def indexer_for(index_dir: str) -> Indexer:
     return Indexer()
 
 
-# Options that change per question without reloading anything (see chain_with).
+# Options that change per question without reloading anything (see AnswerChain.with_settings).
 _PER_QUESTION = {"top_k": Settings().top_k, "retrieval": "hybrid", "strict": False}
 
 
 def model_settings(settings: Settings) -> Settings:
     """The settings that decide what is loaded (models, index), with per-question options at their defaults."""
     return settings.with_(**_PER_QUESTION)
-
-
-def chain_with(base: AnswerChain, settings: Settings) -> AnswerChain:
-    """The loaded chain with this question's top-k, retrieval mode and strictness: the same
-    models, index and checker, so changing them in the sidebar reloads nothing. The new
-    retriever keeps the index it starts with even if a build finishes mid-answer."""
-    r = base.retriever
-    return AnswerChain(Retriever(r.index, r.embedder, settings, r.rewriters), base.chat_model, settings,
-                       base.rewriters, base.checker, base.gate)
 
 
 # --- sidebar ------------------------------------------------------------------------------
@@ -419,7 +409,7 @@ def chat_page(settings: Settings, compare: bool, language: str) -> None:
     with st.chat_message("user"):
         st.markdown(md_escape(question))
     with st.chat_message("assistant"), st.container(key=f"answer-{len(history)}"):
-        turn = answer_question(chain_with(base, settings), question, compare)
+        turn = answer_question(base.with_settings(settings), question, compare)
     history.append(turn)
 
 

@@ -270,6 +270,16 @@ class AnswerChain:
     def _timings(state: State, timings: dict) -> dict:
         return {**state.retrieval.timings, **state.timings, **timings}
 
+    def with_settings(self, settings: Settings) -> AnswerChain:
+        """This chain with other per-question settings (top-k, retrieval mode,
+        strictness): the same models, index, checker, gate, grader, translator and
+        judge, so changing a setting reloads nothing. The new retriever keeps the
+        index this one has, even if a build replaces it mid-answer."""
+        r = self.retriever
+        return AnswerChain(Retriever(r.index, r.embedder, settings, r.rewriters), self.chat_model, settings,
+                           self.rewriters, self.checker, self.gate, translator=self.translator, grader=self.grader,
+                           judge=self.judge)
+
     # -- composition ----------------------------------------------------------
 
     def runnable(self) -> Runnable:

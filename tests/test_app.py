@@ -61,11 +61,22 @@ def replies(monkeypatch) -> list[str]:
     def build_chain(settings, progress=None):
         retriever = service.open_retriever(settings, progress)
         model = GenericFakeChatModel(messages=scripted())
+        judge = Confirming(settings.judge_in_force) if settings.judge_in_force else None
         return AnswerChain(retriever, model, settings, retriever.rewriters,
-                           CitationChecker(retriever.embedder, retriever.all_vectors()))
+                           CitationChecker(retriever.embedder, retriever.all_vectors()), judge=judge)
 
     monkeypatch.setattr(service, "build_chain", build_chain)
     return queue
+
+
+class Confirming:
+    """A sentence judge that says yes (0.9) to everything it is asked."""
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def __call__(self, sentence: str, n: int, passages: list) -> float:
+        return 0.9
 
 
 @pytest.fixture
@@ -185,6 +196,17 @@ def test_unsupported_sentence_is_marked_and_strict_mode_drops_it(app, replies):
     message = last_answer(ask(app, "什么是 LoRA？"))
     assert "香蕉" not in answer_text(message) and "[?]" not in answer_text(message)
     assert "低秩" in answer_text(message)
+
+
+def test_the_trace_shows_what_the_sentence_judge_confirmed_when_it_is_on(monkeypatch, session_index, replies):
+    use_folders(monkeypatch, session_index.settings)
+    monkeypatch.setenv("RAG_JUDGE", "0.6")  # off by default (docs/EVAL.md, seventh round)
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT).run()
+    replies.append("LoRA 冻结大模型的主权重，并在特定层中注入低秩矩阵进行微调 [1]。这种做法在实践中很常见。")
+    message = last_answer(ask(at, "什么是 LoRA？"))
+    assert "[?]" not in answer_text(message) and "很常见" in answer_text(message)
+    details = answer_text(trace(message))
+    assert "交由模型复核" in details and "1/1 句得到确认" in details and "阈值 0.60" in details
 
 
 def test_refusal_is_shown_as_a_refusal_with_what_is_covered(app, replies):

@@ -368,3 +368,15 @@ def test_the_service_gives_the_chain_a_judge_only_when_a_threshold_is_set():
     assert sentence_judge(Settings(), model) is None  # the bundled models: off (docs/EVAL.md, seventh round)
     judge = sentence_judge(Settings(judge_threshold=0.7), model)
     assert isinstance(judge, SentenceJudge) and judge.threshold == 0.7 and judge.chat_model is model
+
+
+def test_a_chain_with_other_per_question_settings_keeps_every_component(session_retriever):
+    """The app answers through ``with_settings``; it once dropped the grader and the
+    translator, so the app refused less and drafted in the question's language."""
+    base = scripted_chain(session_retriever, "unused", translator=Dictionary({}))
+    base.grader, base.judge = Grader(0.9), Judge(0.9)
+    chain = base.with_settings(base.settings.with_(top_k=3, strict=True))
+    assert (chain.settings.top_k, chain.settings.strict) == (3, True)
+    assert chain.retriever.settings.top_k == 3 and chain.retriever.index is base.retriever.index
+    for part in ("chat_model", "checker", "gate", "translator", "grader", "judge", "rewriters"):
+        assert getattr(chain, part) is getattr(base, part), part
