@@ -90,10 +90,14 @@ def replayed_support(sentence: dict, judge: float) -> bool:
     return judge > 0 and sentence["judged"] >= judge
 
 
+def reply_sentences(a: dict) -> list[dict]:
+    """Dump row ``a``'s reply as judged: its sentences, or the refused draft for a reply refused as unsupported."""
+    return (a.get("draft") if a["refusal_reason"] == "unsupported" else a.get("sentences")) or []
+
+
 def replayed_claims(a: dict, judge: float) -> list[bool]:
-    """The verdicts on the claims of row ``a``'s reply (the refused draft, for a reply refused as unsupported)."""
-    sentences = a.get("draft") if a["refusal_reason"] == "unsupported" else a.get("sentences")
-    return [replayed_support(s, judge) for s in sentences or [] if s.get("claim", True)]
+    """The verdicts on the claims of row ``a``'s reply at judge threshold ``judge``."""
+    return [replayed_support(s, judge) for s in reply_sentences(a) if s.get("claim", True)]
 
 
 def replayed_reason(a: dict, gate: float, grade: float, judge: float | None = None) -> str | None:
@@ -339,19 +343,20 @@ THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60)
 JUDGE_THRESHOLDS = (0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75)
 
 
-def model_passages(chain, sources: list[dict]) -> tuple[list, "np.ndarray"]:
+def rows_by_text(index) -> dict[str, int]:
+    """The index's row of each chunk text: a dump stores its passages as text."""
+    return {c.text: i for i, c in enumerate(index.chunks)}
+
+
+def model_passages(chain, sources: list[dict], row_of: dict[str, int]) -> tuple[list, "np.ndarray"]:
     """The passages a dump row's model was given (its sources, within the prompt
     budget, as ``rag.chain`` selects them) and their stored vectors."""
     from .types import Hit
 
-    index = chain.retriever.index
-    row_of = _ROWS.get(id(index)) or _ROWS.setdefault(id(index), {c.text: i for i, c in enumerate(index.chunks)})
-    hits = [Hit(index.chunks[row_of[x["text"]]], 0.0, row=row_of[x["text"]]) for x in sources if x["text"] in row_of]
+    chunks = chain.retriever.index.chunks
+    hits = [Hit(chunks[row_of[x["text"]]], 0.0, row=row_of[x["text"]]) for x in sources if x["text"] in row_of]
     passages = chain.passages(hits)
     return passages, chain.retriever.vectors([p.hit for p in passages])
-
-
-_ROWS: dict[int, dict[str, int]] = {}  # an index's rows by chunk text
 
 
 def calibrate_judge(chain, dumps: str, negatives: int, seed: int, write: bool, as_json: bool) -> int:
@@ -361,15 +366,16 @@ def calibrate_judge(chain, dumps: str, negatives: int, seed: int, write: bool, a
     from .types import Sentence
 
     judge = SentenceJudge(chain.chat_model, 1.0)
+    row_of = rows_by_text(chain.retriever.index)
     paths = dumps.split(",")
     tables = {path: load_answers(path) for path in paths}
     doubtful: list[tuple[dict, dict, float]] = []  # (row, sentence, probability)
     for rows in tables.values():
         for a in rows:
-            sentences = a.get("draft") if a["refusal_reason"] == "unsupported" else a.get("sentences")
+            sentences = reply_sentences(a)
             if not sentences or a["refusal_reason"] in ("unknown", "gate", "model"):
                 continue
-            passages, vectors = model_passages(chain, a["sources"])
+            passages, vectors = model_passages(chain, a["sources"], row_of)
             for s in sentences:
                 drafted = Sentence(s.get("source") or s["text"], s["citations"], s["supported"] and s.get(
                     "judged") is None, claim=s.get("claim", True))
@@ -388,7 +394,7 @@ def calibrate_judge(chain, dumps: str, negatives: int, seed: int, write: bool, a
         if len(negative) >= negatives:
             break
         other = rng.choice([o for o in answered if o["sources"][0]["section"] != a["sources"][0]["section"]])
-        passages, vectors = model_passages(chain, other["sources"])
+        passages, vectors = model_passages(chain, other["sources"], row_of)
         drafted = Sentence(s.get("source") or s["text"], [], False)
         n = chain.checker.candidate(drafted, passages, vectors, a["question"])
         if n is not None:
@@ -449,7 +455,7 @@ def calibrate_citations(chain, dump: str, as_json: bool) -> int:
 
     answers = load_answers(dump)
     index = chain.retriever.index
-    row_of = {c.text: i for i, c in enumerate(index.chunks)}
+    row_of = rows_by_text(index)
     # A support level no score reaches: every English sentence is also scored in
     # translation, so one pass gives the score each threshold would see.
     checker = CitationChecker(chain.checker.embedder, chain.checker.background,

@@ -65,7 +65,8 @@ GLOSSARY: dict[str, str] = {
     "scaling": "规模", "billion": "十亿", "size": "规模",
 }
 
-_PATTERN = re.compile(
+# A glossary term as a whole word, longest first (also used by rag.translate).
+GLOSSARY_PATTERN = re.compile(
     r"(?<![A-Za-z])(" + "|".join(re.escape(t) for t in sorted(GLOSSARY, key=len, reverse=True)) + r")(?![A-Za-z])",
     re.IGNORECASE,
 )
@@ -81,7 +82,7 @@ class GlossaryRewriter:
     def rewrite(self, question: str) -> list[str]:
         if lang.detect(question) != "en":
             return []
-        translated = _PATTERN.sub(lambda m: GLOSSARY[m.group(1).lower()], question)
+        translated = GLOSSARY_PATTERN.sub(lambda m: GLOSSARY[m.group(1).lower()], question)
         return [translated] if translated != question else []
 
 

@@ -30,7 +30,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from . import lang
 from .llm import token_counter
-from .rewrite import GLOSSARY
+from .rewrite import GLOSSARY, GLOSSARY_PATTERN
 from .terms import novel_terms, split_enumeration, strip_enumeration
 
 _NAMES = {"en": "English", "zh": "Simplified Chinese"}
@@ -39,12 +39,8 @@ _AMOUNT = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(万亿|千亿|百亿|十亿|
 _UNIT = {"万": 1e4, "十万": 1e5, "百万": 1e6, "千万": 1e7, "亿": 1e8, "十亿": 1e9, "百亿": 1e10, "千亿": 1e11,
          "万亿": 1e12}
 _SCALES = ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"), (1e3, "thousand"))
-
-
-_TO_ENGLISH: dict[str, str] = {}
-for _en, _zh in GLOSSARY.items():
-    if lang.has_cjk(_zh):
-        _TO_ENGLISH.setdefault(_zh, _en)  # the first English form listed is the usual one
+# Chinese term -> English; the first English form the glossary lists is the usual one.
+_TO_ENGLISH = {zh: en for en, zh in reversed(GLOSSARY.items()) if lang.has_cjk(zh)}
 MAX_TERMS = 8
 
 
@@ -59,13 +55,9 @@ def glossary_terms(text: str, target: str) -> list[tuple[str, str]]:
     if target == "en":
         found = [(zh, en) for zh, en in _TO_ENGLISH.items() if zh in text]
     else:
-        found = [(m.group(0), GLOSSARY[m.group(0).lower()]) for m in _GLOSSARY_WORD.finditer(text)
+        found = [(m.group(0), GLOSSARY[m.group(0).lower()]) for m in GLOSSARY_PATTERN.finditer(text)
                  if lang.has_cjk(GLOSSARY[m.group(0).lower()])]
     return sorted(dict(found).items(), key=lambda pair: len(pair[0]), reverse=True)[:MAX_TERMS]
-
-
-_GLOSSARY_WORD = re.compile(r"(?<![A-Za-z])(?:" + "|".join(re.escape(t) for t in sorted(GLOSSARY, key=len, reverse=True))
-                            + r")(?![A-Za-z])", re.IGNORECASE)
 
 
 def western_amounts(text: str) -> str:

@@ -105,3 +105,35 @@ def test_replay_applies_the_judge_threshold_to_the_claims_the_check_left_doubtfu
     assert (at_06["answerable_refused"], at_06["unanswerable_refused"]) == (0, 1)
     assert at_06["supported"] == 0.75  # a1's claim, and two of a2's three
     assert (at_04["answerable_refused"], at_04["unanswerable_refused"]) == (0, 0)  # too low: u1 is answered
+
+
+def test_judge_calibration_puts_doubtful_claims_to_the_model_and_writes_its_verdicts(session_retriever, tmp_path):
+    """``rag.calibrate --judge --write`` with a model that says "yes": the doubtful claim
+    (on topic, nothing the passage lacks) is asked about and stored; a supported one and
+    one with a number no passage holds are not."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    from rag.calibrate import calibrate_judge
+    from rag.chain import AnswerChain
+    from rag.citations import CitationChecker
+
+    def yes():
+        while True:
+            yield AIMessage("yes")
+
+    r = session_retriever
+    chain = AnswerChain(r, GenericFakeChatModel(messages=yes()), r.settings, r.rewriters,
+                        CitationChecker(r.embedder, r.all_vectors()))
+    hits = r("什么是 LoRA？", k=3).hits
+    sentences = [{"text": "LoRA 在大模型的特定层中注入低秩矩阵。", "citations": [1], "supported": True},
+                 {"text": "这种做法在实践中很常见。", "citations": [], "supported": False},
+                 {"text": "LoRA 论文发表于 2019 年。", "citations": [], "supported": False}]
+    row = {"id": "a", "lang": "zh", "answerable": True, "refused": False, "refusal_reason": None,
+           "question": "什么是 LoRA？", "relevance": 0.05, "grade": 0.6, "sentences": sentences,
+           "sources": [{"section": h.chunk.section_label, "text": h.chunk.text} for h in hits]}
+    dump = tmp_path / "answers.jsonl"
+    dump.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert calibrate_judge(chain, str(dump), negatives=0, seed=5, write=True, as_json=True) == 0
+    judged = [s.get("judged") for s in json.loads(dump.read_text(encoding="utf-8"))["sentences"]]
+    assert judged == [None, 1.0, None]
