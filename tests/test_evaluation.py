@@ -92,7 +92,7 @@ def test_load_questions(tmp_path):
 # --- the project's question set ---------------------------------------------------------
 
 SETS = ["qa.jsonl", "heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "heldout5.jsonl",
-        "heldout6.jsonl", "heldout7.jsonl"]
+        "heldout6.jsonl", "heldout7.jsonl", "heldout8.jsonl"]
 
 
 @pytest.fixture(scope="module", params=SETS)
