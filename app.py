@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from rag import lang
-from rag.chain import AnswerChain, Delta
+from rag.chain import AnswerChain, Delta, Retry
 from rag.citations import render, support_span
 from rag.config import LLM_BACKENDS, Settings
 from rag.corpus import SUFFIXES
@@ -264,7 +264,7 @@ def show_sources(answer: Answer, spans: dict[int, list[tuple[int, int]]]) -> Non
 
 # Stages in the order they run (answer.timings merges retrieval's and the chain's dicts).
 _STAGE_ORDER = {k: i for i, k in enumerate(("load", "rewrite", "dense", "lexical", "retrieve", "prompt", "grade",
-                                             "ttft", "generate"))}
+                                             "first_attempt", "ttft", "generate"))}
 
 
 def score(value: float | None, digits: int) -> str:
@@ -299,6 +299,8 @@ def show_trace(answer: Answer, threshold: float, grade_threshold: float = 0.0, j
             confirmed = sum(p >= judge_threshold for p in judged)
             gate += (f"  \n**{ui(L, 'judge')}:** {confirmed}/{len(judged)} {ui(L, 'confirmed')} "
                      f"({ui(L, 'threshold')} {judge_threshold:.2f})")
+        if answer.retried:
+            gate += f"  \n**{ui(L, 'retried')}**"
         if answer.refused:
             reason = answer.refusal_reason or ""
             gate += f"  \n**{ui(L, 'reason')}:** `{reason}` — {ui(L, 'reason_' + reason) if reason else ''}"
@@ -348,6 +350,9 @@ def stream_answer(chain: AnswerChain, question: str, language: str) -> Answer:
         if isinstance(event, Delta):
             sentences.append((event.text, event.sentence.supported))
             placeholder.markdown(answer_markdown(sentences, language) + " ▌", unsafe_allow_html=True)
+        elif isinstance(event, Retry):  # what was shown does not stand; the second reply replaces it
+            sentences.clear()
+            placeholder.markdown(f"_{t(language, 'retrying') if event.withdrawn else ui(language, 'thinking')}_")
         else:
             answer = event
     placeholder.empty()

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(format_timings(result.timings), file=sys.stderr)
         return 0
 
-    from .chain import Delta
+    from .chain import Delta, Retry
     from .service import build_chain
 
     chain = build_chain(settings, progress=bars)
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(event, Delta):
             if show:
                 print(event.text, end="", flush=True)
+        elif isinstance(event, Retry):
+            if show and event.withdrawn:
+                print(f"\n{t(language, 'retrying')}\n")
         else:
             answer = event
     if args.json:
@@ -133,6 +136,7 @@ def answer_json(answer: Answer) -> dict:
     return {"question": answer.question, "answer": answer.text, "refused": answer.refused,
             "refusal_reason": answer.refusal_reason, "topics": answer.topics, "unknown_terms": answer.unknown_terms,
             "withdrawn": answer.withdrawn, "draft": [sentence_json(s) for s in answer.draft],
+            "retried": answer.retried, "first_draft": [sentence_json(s) for s in answer.first_draft],
             "relevance": None if answer.relevance is None else round(answer.relevance, 4), "grade": answer.grade,
             "citations": answer.citations,
             "sources": [source_json(n, h) for n, h in enumerate(answer.sources, start=1)],

@@ -2,7 +2,7 @@
 ``python -m rag.calibrate --citations ANSWERS.jsonl [--sample N --seed S]``
 ``python -m rag.calibrate --gate-sweep ANSWERS.jsonl [--with-grade G]``
 ``python -m rag.calibrate --grade ANSWERS.jsonl [--max-false-refusals 0.025]``
-``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J]``
+``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J] [--with-retry R]``
 ``python -m rag.calibrate --judge ANSWERS.jsonl [--write]``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
@@ -28,7 +28,8 @@ value goes into the model's ``Preset.grade_threshold`` by hand.
 
 With ``--replay``: the refusal and support figures of ``rag.eval`` as if the
 dumps (made with RAG_GATE=0 RAG_GRADE=1e-9) had been made at the given gate,
-grader and judge thresholds (by default the settings in force), with the ids of
+grader, judge and retry thresholds (by default the settings in force; the
+retry's needs a dump made with it on for every grade, ``RAG_RETRY=1e-9``), with the ids of
 the unanswerable questions answered and the answerable ones refused. One slow
 run of a question set then gives the figures of every setting of the three layers.
 
@@ -97,34 +98,62 @@ def reply_sentences(a: dict) -> list[dict]:
 
 def replayed_claims(a: dict, judge: float) -> list[bool]:
     """The verdicts on the claims of row ``a``'s reply at judge threshold ``judge``."""
-    return [replayed_support(s, judge) for s in reply_sentences(a) if s.get("claim", True)]
+    return _verdicts(reply_sentences(a), judge)
 
 
-def replayed_reason(a: dict, gate: float, grade: float, judge: float | None = None) -> str | None:
-    """Why the pipeline would refuse dump row ``a`` at these thresholds (None: it answers).
+def _verdicts(sentences: list[dict], judge: float | None) -> list[bool]:
+    """The claims' verdicts: as dumped (``judge`` None) or at that judge threshold."""
+    return [s["supported"] if judge is None else replayed_support(s, judge)
+            for s in sentences if s.get("claim", True)]
+
+
+def replayed(a: dict, gate: float, grade: float, judge: float | None = None,
+             retry: float | None = None) -> tuple[str | None, list[bool]]:
+    """Why the pipeline would refuse dump row ``a`` at these settings (None: it
+    answers), and the verdicts on the claims of the reply it would then show.
 
     The layers in the order the chain runs them: the name check, the gate, the
-    grader, what the model did in the dump, then (with ``judge``) the
-    answer-level support rule over the claims' verdicts at that judge threshold.
+    grader, then each reply the model wrote. A reply stands as the model's
+    outcome in the dump says, or (with ``judge``) by the answer-level support
+    rule over its claims' verdicts at that judge threshold. A row the chain asked
+    again (``retried``) keeps its first reply as ``first_draft``; at retry
+    threshold ``retry`` (None: as dumped; 0: never) only that one counts when
+    the row's grade is under it.
 
     >>> row = {"refused": True, "refusal_reason": "model", "relevance": 0.03, "grade": 0.2}
-    >>> [replayed_reason(row, g, t) for g, t in ((0.0, 0.0), (0.0, 0.3), (0.04, 0.3))]
+    >>> [replayed(row, g, t)[0] for g, t in ((0.0, 0.0), (0.0, 0.3), (0.04, 0.3))]
     ['model', 'grade', 'gate']
     >>> draft = [{"supported": False, "judged": 0.6}, {"supported": False}]
     >>> row = {"refused": True, "refusal_reason": "unsupported", "relevance": 0.03, "grade": 0.5, "draft": draft}
-    >>> [replayed_reason(row, 0.02, 0.3, j) for j in (0.0, 0.5)]
-    ['unsupported', None]
+    >>> [replayed(row, 0.02, 0.3, j) for j in (0.0, 0.5)]
+    [('unsupported', []), (None, [True, False])]
+    >>> row = {"refused": False, "refusal_reason": None, "relevance": 0.03, "grade": 0.5, "retried": True,
+    ...        "first_draft": [{"supported": False}], "sentences": [{"supported": True}, {"supported": False}]}
+    >>> replayed(row, 0.02, 0.3), replayed(row, 0.02, 0.3, retry=0.5), replayed(row, 0.02, 0.3, retry=0.6)
+    ((None, [True, False]), (None, [True, False]), ('unsupported', []))
     """
     if a["refusal_reason"] == "unknown":
-        return "unknown"
+        return "unknown", []
     if a["relevance"] is not None and a["relevance"] < gate:
-        return "gate"
+        return "gate", []
     if a.get("grade") is not None and a["grade"] < grade:
-        return "grade"
-    if judge is None or a["refusal_reason"] not in (None, "unsupported"):
-        return a["refusal_reason"] if a["refused"] else None
-    claims = replayed_claims(a, judge)
-    return None if stands(sum(claims), len(claims)) else "unsupported"
+        return "grade", []
+    replies = [("unsupported", a.get("first_draft") or [])] if a.get("retried") else []
+    if not replies or retry is None or 0 < retry <= a["grade"]:
+        replies.append((a["refusal_reason"] if a["refused"] else None, reply_sentences(a)))
+    reason = None
+    for reason, sentences in replies:
+        verdicts = _verdicts(sentences, judge)
+        if judge is not None and reason in (None, "unsupported"):
+            reason = None if stands(sum(verdicts), len(verdicts)) else "unsupported"
+        if reason is None:
+            return None, verdicts
+    return reason, []
+
+
+def replayed_reason(a: dict, gate: float, grade: float, judge: float | None = None) -> str | None:
+    """Why the pipeline would refuse dump row ``a`` (None: it answers); see ``replayed``."""
+    return replayed(a, gate, grade, judge)[0]
 
 
 def _check_replayable(answers: list[dict]) -> None:
@@ -133,7 +162,8 @@ def _check_replayable(answers: list[dict]) -> None:
                        "nothing (RAG_GATE=0 RAG_GRADE=1e-9 python -m rag.eval ... --dump)")
 
 
-def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | None = None) -> dict:
+def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | None = None,
+           retry: float | None = None) -> dict:
     """``rag.eval``'s refusal and support figures as if the dump had been made at
     gate ``gate``, grader threshold ``grade`` and judge threshold ``judge`` (None:
     the verdicts as dumped) from a dump made with the first two off: the layers
@@ -149,17 +179,17 @@ def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | 
     (1, 0, 1.0, {'grade': 1})
     """
     _check_replayable(answers)
-    reasons = {a["id"]: replayed_reason(a, gate, grade, judge) for a in answers}
+    outcomes = {a["id"]: replayed(a, gate, grade, judge, retry) for a in answers}
+    reasons = {i: reason for i, (reason, _) in outcomes.items()}
     answered = [a for a in answers if reasons[a["id"]] is None]
-    verdicts = {a["id"]: replayed_claims(a, judge) if judge is not None
-                else [s["supported"] for s in a.get("sentences", []) if s.get("claim", True)] for a in answered}
+    verdicts = {i: claims for i, (_, claims) in outcomes.items()}
     claims = {lg: [v for a in answered if a.get("lang") == lg for v in verdicts[a["id"]]] for lg in ("en", "zh")}
     every = claims["en"] + claims["zh"]
     refused_by: dict[str, int] = {}
     for reason in reasons.values():
         if reason:
             refused_by[reason] = refused_by.get(reason, 0) + 1
-    return {"gate": gate, "grade": grade, "judge": judge,
+    return {"gate": gate, "grade": grade, "judge": judge, "retry": retry,
             "unanswerable": sum(not a["answerable"] for a in answers),
             "unanswerable_refused": sum(bool(reasons[a["id"]]) for a in answers if not a["answerable"]),
             "answerable": sum(a["answerable"] for a in answers),
@@ -254,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                              "also refuse what the passage grader refuses at threshold T")
     parser.add_argument("--with-judge", type=float, metavar="J",
                         help="with --replay: the sentence judge's threshold (default: the model's; 0: off)")
+    parser.add_argument("--with-retry", type=float, metavar="R",
+                        help="with --replay: ask again from grade R (default: the model's; 0: never); a retried "
+                             "row under it counts as its first reply, refused as unsupported")
     parser.add_argument("--write", action="store_true",
                         help="with --judge: store each doubtful claim's probability in the dumps")
     parser.add_argument("--negatives", type=int, default=60,
@@ -276,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         gate = settings.gate_threshold if args.gate is None else args.gate
         grade = settings.grade_in_force if args.with_grade is None else args.with_grade
         judge = settings.judge_in_force if args.with_judge is None else args.with_judge
-        print(json.dumps(replay(answers, gate, grade, judge), ensure_ascii=False, indent=None if args.json else 1))
+        retry = settings.retry_in_force if args.with_retry is None else args.with_retry
+        print(json.dumps(replay(answers, gate, grade, judge, retry), ensure_ascii=False,
+                         indent=None if args.json else 1))
         return 0
     if args.grade:
         answers = load_answers(args.grade)
@@ -321,12 +356,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_answers(paths: str) -> list[dict]:
-    """The rows of the answer dumps written by ``rag.eval --dump`` (paths comma-separated)."""
-    rows = []
+    """The rows of the answer dumps written by ``rag.eval --dump`` (paths comma-separated).
+    A row replaces an earlier dump's row of the same question: a re-run of some
+    questions (``rag.eval --ids``) is given after the dump it updates."""
+    rows: dict[str, dict] = {}
     for path in paths.split(","):
         with open(path, encoding="utf-8") as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
+            for row in (json.loads(line) for line in f if line.strip()):
+                rows[row["id"]] = row
+    return list(rows.values())
 
 
 def sample_sentences(answers: list[dict], n: int, seed: int) -> list[dict]:

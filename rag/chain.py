@@ -1,6 +1,7 @@
 """The answer chain, in LangChain's expression language (LCEL):
 
     question -> rewrite -> retrieve -> gate -> prompt -> grade -> LLM -> citations -> judge -> translate -> Answer
+                                                          (a reply the check refuses, graded answerable: LLM once more)
 
 ``AnswerChain.runnable()`` is ``prepare | generate``: ``prepare`` is two
 ``RunnableLambda`` steps over a ``State``; ``generate`` is a
@@ -9,7 +10,9 @@ relevant or the model, reading the passages, finds they do not state the
 answer (``rag.grade``), and otherwise streams the model's reply sentence by sentence, each
 sentence's citations checked before it is emitted. A sentence the check leaves
 unsupported is put to the model itself once the reply is complete
-(``rag.grade.SentenceJudge``). The model drafts in the
+(``rag.grade.SentenceJudge``). A reply the check refuses is asked for once
+more, the passage's own words first (``prompts.retry_messages``): a ``Retry``
+event tells a reader to clear what it showed. The model drafts in the
 passages' language; a sentence is put into the question's language only
 after it has been checked (``rag.translate``). It ends with the ``Answer``.
 Nothing runs at import time.
@@ -18,7 +21,7 @@ Nothing runs at import time.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 
 from langchain_core.messages import BaseMessage
@@ -31,7 +34,8 @@ from .gate import RelevanceGate, closest_topics
 from .grade import PassageGrader, SentenceJudge
 from .llm import token_counter
 from .messages import t
-from .prompts import NOT_FOUND, Passage, bare_messages, bare_words, build_messages, is_echo, select_passages
+from .prompts import (NOT_FOUND, Passage, bare_messages, bare_words, build_messages, is_echo, retry_messages,
+                      select_passages)
 from .retrieve import Retriever
 from .rewrite import Rewriter, expand
 from .translate import SentenceTranslator
@@ -44,6 +48,13 @@ class Delta:
 
     text: str
     sentence: Sentence
+
+
+@dataclass
+class Retry:
+    """The reply so far did not stand and is withdrawn; the model is answering again."""
+
+    withdrawn: bool  # some of it had been shown
 
 
 @dataclass
@@ -114,7 +125,7 @@ class AnswerChain:
             return state.language
         return lang.detect(" ".join(p.text for p in state.passages))
 
-    def generate(self, states: Iterator[State]) -> Iterator[Delta | Answer]:
+    def generate(self, states: Iterator[State]) -> Iterator[Delta | Retry | Answer]:
         for state in states:
             decision = self.gate(state.retrieval, self.retriever.vocabulary())
             if not decision.passed:
@@ -137,8 +148,38 @@ class AnswerChain:
         state.timings["grade"] = time.perf_counter() - started
         return grade
 
-    def _generate(self, state: State, grade: float | None = None) -> Iterator[Delta | Answer]:
-        """Stream the reply sentence by sentence, each checked against the passages.
+    def _generate(self, state: State, grade: float | None = None) -> Iterator[Delta | Retry | Answer]:
+        """The answer, streamed; a reply refused as unsupported is asked for once
+        more (``retries``) with ``retry_messages`` (same passages: llama.cpp reuses the prefix).
+        A small model's refused reply is most often a paraphrase of a code line
+        it did not keep to; asked to copy the answering words first, it often
+        does, and the check then finds them (docs/EVAL.md, eighth round). The
+        second reply passes the same checks as the first."""
+        answer = yield from self._attempt(state, grade)
+        if answer.refusal_reason == "unsupported" and self.retries(grade):
+            yield Retry(withdrawn=answer.withdrawn)
+            first = answer
+            state.messages = retry_messages(state.question, state.draft_language, state.passages)
+            answer = yield from self._attempt(state, grade)
+            # Times count from the question, as a reader waits: the first attempt included.
+            spent = first.timings["generate"]
+            timings = {**answer.timings, "first_attempt": spent, "generate": spent + answer.timings["generate"]}
+            if "first_sentence" in timings:
+                timings["first_sentence"] += spent
+            answer = replace(answer, retried=True, first_draft=first.draft, timings=timings)
+        yield answer
+
+    def retries(self, grade: float | None) -> bool:
+        """Whether a reply refused as unsupported is asked for again: only when the
+        grader found the passages state the answer, surely enough (``retry_in_force``).
+        Out of scope, a second try is only a second chance to invent something the
+        check misses ("boil an egg for about 7 minutes [1]")."""
+        threshold = self.settings.retry_in_force
+        return threshold > 0 and grade is not None and grade >= threshold
+
+    def _attempt(self, state: State, grade: float | None = None) -> Generator[Delta, None, Answer]:
+        """Stream one reply to ``state.messages`` sentence by sentence, each checked
+        against the passages; return the Answer (or refusal) it makes.
 
         A sentence is shown once the supported claims so far are at least as
         many as the unsupported ones; until then it is held back, so a reply
@@ -224,25 +265,23 @@ class AnswerChain:
             timings["tokens_per_s"] = (pieces - 1) / (last - paused - first)  # decode rate, first to last token
         extra = {"prompt_tokens": state.prompt_tokens, "completion_tokens": pieces, "grade": grade}
         if raw.strip().startswith(NOT_FOUND):
-            yield self._refusal(state, "model", timings, **extra)
-            return
+            return self._refusal(state, "model", timings, **extra)
         if doubtful:
             timings["judge"] = self._judge(state, checked, doubtful)
             if self.settings.strict:
                 held_back[:] = [i for i in held_back if checked[i].supported]
         supported, claims = grounding()
         if not stands(supported, claims):
-            yield self._refusal(state, "unsupported", timings, withdrawn=bool(kept), draft=checked, **extra)
-        else:
-            yield from show()  # the tail, flagged: the reply as a whole stands
-            if state.translating:
-                timings.update(translate=spent["translate"], generate=time.perf_counter() - started)
-            if "first_sentence" in spent:  # what a reader waits for: held back, checked, translated
-                timings["first_sentence"] = spent["first_sentence"]
-            yield Answer(question=state.question, language=state.language, text=render(kept, state.language).strip(),
-                         sources=state.retrieval.hits, sentences=kept,
-                         citations=sorted({n for s in kept for n in s.citations}), queries=state.queries,
-                         timings=self._timings(state, timings), relevance=state.retrieval.relevance, **extra)
+            return self._refusal(state, "unsupported", timings, withdrawn=bool(kept), draft=checked, **extra)
+        yield from show()  # the tail, flagged: the reply as a whole stands
+        if state.translating:
+            timings.update(translate=spent["translate"], generate=time.perf_counter() - started)
+        if "first_sentence" in spent:  # what a reader waits for: held back, checked, translated
+            timings["first_sentence"] = spent["first_sentence"]
+        return Answer(question=state.question, language=state.language, text=render(kept, state.language).strip(),
+                      sources=state.retrieval.hits, sentences=kept,
+                      citations=sorted({n for s in kept for n in s.citations}), queries=state.queries,
+                      timings=self._timings(state, timings), relevance=state.retrieval.relevance, **extra)
 
     def _judge(self, state: State, checked: list[Sentence], doubtful: dict[int, int]) -> float:
         """Put each doubtful claim to the judge; one it confirms is supported and

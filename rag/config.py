@@ -37,6 +37,7 @@ ENV_VARS = {
     "RAG_JUDGE": "judge_threshold",
     "RAG_CONTEXT_TOKENS": "context_tokens",
     "RAG_STRICT": "strict",
+    "RAG_RETRY": "retry_threshold",
     "RAG_DRAFT": "draft",
     "RAG_BACKEND": "llm_backend",
     "RAG_MODEL": "llm_model",
@@ -106,6 +107,11 @@ class Settings:
     judge_threshold: float | None = None
     # Drop answer sentences no cited passage supports (otherwise they are flagged).
     strict: bool = False
+    # When the citation check refuses a reply although the passage grader gave
+    # at least this, ask the model once more, from the same passages, to copy the
+    # words that answer first (prompts.retry_messages). None: the value calibrated
+    # for the model, or no retry for other models; 0: off. Needs the grader.
+    retry_threshold: float | None = None
     # The language the model writes its draft in. "source": the passages' own,
     # each checked sentence then translated into the question's (rag/translate.py);
     # the small model adds less of its own when it need not translate as it
@@ -167,6 +173,11 @@ class Settings:
     def judge_in_force(self) -> float:
         """The sentence judge's threshold in force: set, or calibrated for the model, or 0 (off)."""
         return self._calibrated("judge_threshold")
+
+    @property
+    def retry_in_force(self) -> float:
+        """The grade from which a refused reply is asked for again: set, or calibrated for the model, or 0 (off)."""
+        return self._calibrated("retry_threshold")
 
     def _calibrated(self, name: str) -> float:
         if getattr(self, name) is not None:

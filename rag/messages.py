@@ -16,6 +16,7 @@ TEXT = {
         "covered_topics": "Topics it does cover",
         "unknown_terms": "It never mentions",
         "withdrawn": "(Withdrawn: most of this reply is not supported by the documents.)",
+        "retrying": "(Withdrawn: the documents do not support that reply. Answering again from their own words…)",
     },
     "zh": {
         "refusal": "知识库中没有找到相关内容。",
@@ -27,6 +28,7 @@ TEXT = {
         "covered_topics": "知识库涵盖的相关主题",
         "unknown_terms": "知识库中从未提到",
         "withdrawn": "（已撤回：这段回答的大部分内容没有文档依据。）",
+        "retrying": "（已撤回：这段回答没有文档依据。正在依据文档原文重新回答……）",
     },
 }
 
@@ -71,7 +73,8 @@ UI = {
         "reason_unknown": "most names in the question appear nowhere in the knowledge base; the model was not asked",
         "reason_grade": "asked whether the passages state the answer, the model said no; it was not asked to answer",
         "reason_model": "the model said the passages do not answer the question",
-        "reason_unsupported": "no sentence of the reply was supported by a passage",
+        "reason_unsupported": "too few sentences of the reply were supported by a passage",
+        "retried": "Asked again: the first reply was not supported by the passages",
         "tokens": "Tokens", "prompt_tokens": "prompt", "completion_tokens": "completion",
         "timings": "Timings", "stage": "stage", "ms": "ms", "tokens_per_s": "tokens/s",
         # knowledge-base page
@@ -122,7 +125,8 @@ UI = {
         "reason_unknown": "问题中的大部分名称在知识库中从未出现，未调用模型",
         "reason_grade": "模型判断这些段落没有给出答案，因此没有让它作答",
         "reason_model": "模型认为这些段落无法回答该问题",
-        "reason_unsupported": "回答中没有任何句子得到段落支持",
+        "reason_unsupported": "回答中得到段落支持的句子太少",
+        "retried": "重新作答：第一次的回答没有得到段落支持",
         "tokens": "Token 数", "prompt_tokens": "提示", "completion_tokens": "生成",
         "timings": "各阶段耗时", "stage": "阶段", "ms": "毫秒", "tokens_per_s": "token/秒",
         "kb_title": "知识库", "kb_caption": "回答所依据的文档。改动会在后台建立索引，期间对话照常可用。",

@@ -78,6 +78,24 @@ def build_messages(question: str, language: str, passages: list[Passage]) -> lis
 _GRADE = 'Do the passages above state the answer to this question: "{question}"? Reply with one word: yes or no.'
 
 
+# The second attempt, when the citation check refused the first reply: the same
+# system prompt and passages (llama.cpp reuses that prefix), and an ask that puts
+# the passage's own words first. The small model's refused replies are mostly
+# paraphrases of a code line or a sentence it did not keep to (docs/EVAL.md, eighth round).
+_RETRY = {
+    "en": "Question: {question}\n\nFirst copy, word for word, the sentence or code line of the passages that "
+          "answers it; then answer in one sentence. Cite passages like [1].",
+    "zh": "问题：{question}\n\n先从段落中原样摘抄回答这个问题的那一句话或那一行代码，再用一句话回答。"
+          "每句话后用 [1] 这样的编号注明出处。",
+}
+
+
+def retry_messages(question: str, language: str, passages: list[Passage]) -> list[BaseMessage]:
+    """The question asked again when the first reply did not stand: copy the answering words, then answer."""
+    return [SystemMessage(SYSTEM), HumanMessage(_passages_block(passages) + _RETRY[language].format(
+        question=question.strip()))]
+
+
 def grade_messages(question: str, passages: list[Passage]) -> list[BaseMessage]:
     """Whether the passages answer the question, for the model to judge (``rag.grade``)."""
     return [SystemMessage(SYSTEM), HumanMessage(_passages_block(passages) + _GRADE.format(question=question.strip()))]
@@ -138,7 +156,7 @@ def bare_words(text: str) -> str:
 
 
 # the prompt's wording as a reply would echo it: markers like [1] are stripped from replies
-_INSTRUCTIONS = bare_words(re.sub(r"\[\d\]", "", " ".join([SYSTEM, *_ASK.values()])))
+_INSTRUCTIONS = bare_words(re.sub(r"\[\d\]", "", " ".join([SYSTEM, *_ASK.values(), *_RETRY.values()])))
 
 
 def is_echo(sentence: str) -> bool:

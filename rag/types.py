@@ -146,5 +146,8 @@ class Answer:
     unknown_terms: list[str] = field(default_factory=list)  # with "unknown": the names never mentioned
     withdrawn: bool = False  # refused after some sentences had been streamed: they do not stand
     draft: list[Sentence] = field(default_factory=list)  # with "unsupported": the refused reply, as judged
+    # Asked for again after the first reply was refused as unsupported (rag.chain): that reply, as judged.
+    retried: bool = False
+    first_draft: list[Sentence] = field(default_factory=list)
     relevance: float | None = None
     grade: float | None = None  # the model's "the passages answer it" probability, when graded (rag.grade)

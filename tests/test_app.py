@@ -62,8 +62,10 @@ def replies(monkeypatch) -> list[str]:
         retriever = service.open_retriever(settings, progress)
         model = GenericFakeChatModel(messages=scripted())
         judge = Confirming(settings.judge_in_force) if settings.judge_in_force else None
+        # RAG_RETRY set: a grader that finds every question answered, so a refused reply is asked for again
+        grader = Passing() if settings.retry_threshold else None
         return AnswerChain(retriever, model, settings, retriever.rewriters,
-                           CitationChecker(retriever.embedder, retriever.all_vectors()), judge=judge)
+                           CitationChecker(retriever.embedder, retriever.all_vectors()), judge=judge, grader=grader)
 
     monkeypatch.setattr(service, "build_chain", build_chain)
     return queue
@@ -76,6 +78,15 @@ class Confirming:
         self.threshold = threshold
 
     def __call__(self, sentence: str, n: int, passages: list) -> float:
+        return 0.9
+
+
+class Passing:
+    """A passage grader that says the passages state the answer (0.9)."""
+
+    threshold = 0.3
+
+    def __call__(self, question: str, passages: list) -> float:
         return 0.9
 
 
@@ -207,6 +218,18 @@ def test_the_trace_shows_what_the_sentence_judge_confirmed_when_it_is_on(monkeyp
     assert "[?]" not in answer_text(message) and "很常见" in answer_text(message)
     details = answer_text(trace(message))
     assert "交由模型复核" in details and "1/1 句得到确认" in details and "阈值 0.60" in details
+
+
+def test_a_withdrawn_reply_is_replaced_by_the_second_one_and_the_trace_says_so(monkeypatch, session_index, replies):
+    use_folders(monkeypatch, session_index.settings)
+    monkeypatch.setenv("RAG_RETRY", "0.5")
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT).run()
+    lora = "LoRA 冻结大模型的主权重，并在特定层中注入低秩矩阵进行微调 [1]。"
+    replies.extend([lora + "澳大利亚的首都是堪培拉。悉尼歌剧院建于上世纪。袋鼠是澳大利亚的象征。墨尔本以咖啡闻名。", lora])
+    message = last_answer(ask(at, "什么是 LoRA？"))
+    shown = message.markdown[0].value  # the answer; the sources and the trace follow
+    assert shown.count("低秩矩阵") == 1 and "堪培拉" not in answer_text(message) and not message.warning
+    assert "重新作答" in answer_text(trace(message)) and "first_attempt" in str(trace(message).table[-1].value)
 
 
 def test_refusal_is_shown_as_a_refusal_with_what_is_covered(app, replies):

@@ -107,6 +107,39 @@ def test_replay_applies_the_judge_threshold_to_the_claims_the_check_left_doubtfu
     assert (at_04["answerable_refused"], at_04["unanswerable_refused"]) == (0, 0)  # too low: u1 is answered
 
 
+def test_a_later_dump_replaces_the_rows_of_the_questions_it_re_ran(tmp_path):
+    from rag.calibrate import load_answers
+
+    full, again = tmp_path / "full.jsonl", tmp_path / "again.jsonl"
+    full.write_text('{"id": "a", "v": 1}\n{"id": "b", "v": 1}\n', encoding="utf-8")
+    again.write_text('{"id": "b", "v": 2}\n', encoding="utf-8")
+    assert load_answers(f"{full},{again}") == [{"id": "a", "v": 1}, {"id": "b", "v": 2}]
+
+
+def test_replay_under_the_retry_threshold_counts_a_retried_row_as_its_refused_first_reply(tmp_path):
+    first = [{"supported": False}]
+    rows = [{"id": "a1", "lang": "zh", "answerable": True, "refused": False, "refusal_reason": None,
+             "relevance": 0.05, "grade": 0.6, "retried": True, "first_draft": first,
+             "sentences": [{"supported": True}, {"supported": False}]},
+            {"id": "u1", "lang": "en", "answerable": False, "refused": True, "refusal_reason": "unsupported",
+             "relevance": 0.05, "grade": 0.6, "retried": True, "first_draft": first, "draft": first}]
+    dump = tmp_path / "answers.jsonl"
+    dump.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    def replayed(*flags: str) -> dict:
+        proc = run_module("rag.calibrate", "--replay", str(dump), "--with-grade", "0.3", "--json", *flags)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    with_retry, without, above = replayed("--with-retry", "0.5"), replayed("--with-retry", "0"), replayed(
+        "--with-retry", "0.7")
+    assert (with_retry["retry"], with_retry["answerable_refused"], with_retry["supported"]) == (0.5, 0, 0.5)
+    assert (without["retry"], without["answerable_refused"], without["claims"]) == (0, 1, 0)
+    assert above["answerable_refused"] == 1  # the grade, 0.6, is under the threshold
+    assert with_retry["unanswerable_refused"] == without["unanswerable_refused"] == 1
+    assert without["refused_by"] == {"unsupported": 2}
+
+
 def test_judge_calibration_puts_doubtful_claims_to_the_model_and_writes_its_verdicts(session_retriever, tmp_path):
     """``rag.calibrate --judge --write`` with a model that says "yes": the doubtful claim
     (on topic, nothing the passage lacks) is asked about and stored; a supported one and

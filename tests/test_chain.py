@@ -12,15 +12,17 @@ from langchain_core.messages import AIMessage
 
 from helpers import PROJECT_ROOT
 from rag import lang
-from rag.chain import AnswerChain, Delta
+from rag.chain import AnswerChain, Delta, Retry
 from rag.citations import CitationChecker
 from rag.config import Settings
 from rag.prompts import Passage
 from rag.types import Answer
 
 
-def scripted_chain(session_retriever, reply: str, translator=None, **settings) -> AnswerChain:
-    model = GenericFakeChatModel(messages=iter([AIMessage(reply)]))
+def scripted_chain(session_retriever, reply: str | list[str], translator=None, **settings) -> AnswerChain:
+    """A chain whose model gives these replies in turn, and the last one again if asked once more (a retry)."""
+    replies = [reply] if isinstance(reply, str) else reply
+    model = GenericFakeChatModel(messages=iter([AIMessage(r) for r in [*replies, replies[-1]]]))
     retriever = session_retriever
     return AnswerChain(retriever, model, retriever.settings.with_(**settings), retriever.rewriters,
                        CitationChecker(retriever.embedder, retriever.all_vectors()), translator=translator)
@@ -39,9 +41,13 @@ class Dictionary:
 
 
 def run(chain: AnswerChain, question: str) -> tuple[list[Delta], Answer]:
+    """The sentences of the reply the final answer is made of (after any retry), and the answer."""
     events = list(chain.stream(question))
-    assert isinstance(events[-1], Answer) and all(isinstance(e, Delta) for e in events[:-1])
-    return events[:-1], events[-1]
+    assert isinstance(events[-1], Answer) and all(isinstance(e, (Delta, Retry)) for e in events[:-1])
+    retries = [i for i, e in enumerate(events) if isinstance(e, Retry)]
+    assert len(retries) <= 1
+    start = retries[-1] + 1 if retries else 0
+    return events[start:-1], events[-1]
 
 
 def test_streamed_sentences_make_up_the_final_answer(session_retriever):
@@ -336,6 +342,88 @@ def test_a_sentence_with_a_number_no_passage_holds_is_not_put_to_the_judge(sessi
     chain.judge = Judge(0.9)
     _, answer = run(chain, "什么是 LoRA？")
     assert chain.judge.asked == [] and not answer.sentences[1].supported and answer.sentences[1].judged is None
+
+
+UNGROUNDED = ["澳大利亚的首都是堪培拉。", "悉尼歌剧院建于上世纪。", "袋鼠是澳大利亚的象征。", "墨尔本以咖啡闻名。"]
+
+
+def graded_chain(session_retriever, replies: list[str], grade: float, retry_threshold: float) -> AnswerChain:
+    chain = scripted_chain(session_retriever, replies, retry_threshold=retry_threshold)
+    chain.grader = Grader(grade)
+    return chain
+
+
+def test_a_reply_the_check_refuses_is_asked_for_once_more_when_the_grader_found_the_answer(session_retriever):
+    chain = graded_chain(session_retriever, [UNGROUNDED[0], LORA], grade=0.8, retry_threshold=0.55)
+    events = list(chain.stream("什么是 LoRA？"))
+    assert [e for e in events if isinstance(e, Retry)] == [Retry(withdrawn=False)]
+    answer = events[-1]
+    assert not answer.refused and answer.retried and answer.citations
+    assert [(s.text, s.supported) for s in answer.first_draft] == [(UNGROUNDED[0], False)]
+    assert answer.timings["generate"] > answer.timings["first_attempt"] > 0  # counted from the question
+    assert answer.timings["first_sentence"] > answer.timings["first_attempt"]
+
+
+@pytest.mark.parametrize("grade, retry_threshold", [(0.5, 0.55), (0.8, 0.0)])
+def test_under_the_retry_threshold_or_with_retry_off_a_refused_reply_stays_refused(session_retriever, grade,
+                                                                                    retry_threshold):
+    chain = graded_chain(session_retriever, [UNGROUNDED[0], LORA], grade, retry_threshold)
+    events = list(chain.stream("什么是 LoRA？"))
+    answer = events[-1]
+    assert not any(isinstance(e, Retry) for e in events)
+    assert answer.refusal_reason == "unsupported" and not answer.retried and not answer.first_draft
+
+
+def test_without_a_grader_a_refused_reply_is_not_asked_for_again(session_retriever):
+    chain = scripted_chain(session_retriever, [UNGROUNDED[0], LORA], retry_threshold=0.55)
+    assert chain.grader is None and not chain.retries(None)
+    assert run(chain, "什么是 LoRA？")[1].refusal_reason == "unsupported"
+
+
+def test_a_second_reply_that_does_not_stand_either_is_refused_with_both_drafts_kept(session_retriever):
+    chain = graded_chain(session_retriever, [UNGROUNDED[0], UNGROUNDED[1]], grade=0.8, retry_threshold=0.55)
+    _, answer = run(chain, "什么是 LoRA？")
+    assert answer.refused and answer.refusal_reason == "unsupported" and answer.retried
+    assert [s.text for s in answer.first_draft] == [UNGROUNDED[0]] and [s.text for s in answer.draft] == [UNGROUNDED[1]]
+
+
+def test_a_shown_reply_that_does_not_stand_is_withdrawn_before_the_second_one(session_retriever):
+    chain = graded_chain(session_retriever, [LORA + "".join(UNGROUNDED), LORA], grade=0.8, retry_threshold=0.55)
+    events = list(chain.stream("什么是 LoRA？"))
+    at = next(i for i, e in enumerate(events) if isinstance(e, Retry))
+    assert events[at].withdrawn and any(isinstance(e, Delta) for e in events[:at])  # LORA was shown, then 4 more
+    deltas, answer = events[at + 1:-1], events[-1]
+    assert not answer.refused and "".join(d.text for d in deltas).strip() == answer.text
+
+
+class FirstReplyScripted:
+    """The real model, except that its first reply is the given one."""
+
+    def __init__(self, model, reply: str):
+        self.model, self.reply, self.asked = model, reply, []
+
+    def stream(self, messages, **kwargs):
+        self.asked.append(messages)
+        if len(self.asked) == 1:
+            yield AIMessage(self.reply)
+        else:
+            yield from self.model.stream(messages, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+@pytest.mark.slow
+def test_the_real_model_answers_the_retry_from_the_passages(real_chain):
+    """The retry path with the local model: a first reply the check refuses, then
+    the model's own second reply, asked to copy the answering words first."""
+    chain = real_chain.with_settings(real_chain.settings.with_(retry_threshold=0.55))
+    chain.chat_model = FirstReplyScripted(real_chain.chat_model, UNGROUNDED[0])
+    chain.grader = Grader(0.8)  # the 0.5B has no calibrated grader; the rule is tested above
+    answer = chain.invoke("什么是 LoRA？")
+    assert answer.retried and not answer.refused, answer.draft
+    assert "原样摘抄" in chain.chat_model.asked[1][1].content
+    assert any("LoRA" in answer.sources[n - 1].chunk.text for n in answer.citations)
 
 
 @pytest.mark.slow

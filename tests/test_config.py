@@ -114,3 +114,13 @@ def test_the_judge_is_off_for_the_bundled_models_unless_set():
     assert Settings().judge_in_force == 0.0 and Settings(llm_model=FAST_MODEL).judge_in_force == 0.0
     assert Settings.from_env({"RAG_JUDGE": "0.8"}).judge_in_force == 0.8
     assert Settings(judge_threshold=0.9, llm_backend="openai", llm_base_url="http://x/v1").judge_in_force == 0.9
+
+
+def test_the_retry_threshold_is_calibrated_for_the_default_model_only_unless_set():
+    """docs/EVAL.md, eighth round: above the grade of every out-of-scope question the check refused."""
+    from rag.models import DEFAULT_MODEL, FAST_MODEL, PRESETS
+
+    assert Settings().retry_in_force == PRESETS[DEFAULT_MODEL].retry_threshold > Settings().grade_in_force
+    assert Settings(llm_model=FAST_MODEL).retry_in_force == 0.0
+    assert Settings.from_env({"RAG_RETRY": "0"}).retry_in_force == 0.0
+    assert Settings.from_env({"RAG_RETRY": "0.7"}).retry_in_force == 0.7

@@ -97,7 +97,7 @@ SETS = ["qa.jsonl", "heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldou
 
 @pytest.fixture(scope="module", params=SETS)
 def qa(request):
-    """The development set (tuning, calibration) and seven held-out sets (reported, never tuned on)."""
+    """The development set (tuning, calibration) and eight held-out sets (reported, never tuned on)."""
     path = PROJECT_ROOT / "eval" / request.param
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()], \
         load_questions(path)

@@ -10,7 +10,7 @@ import pytest
 from rag.errors import ConfigError, ModelError
 from rag.llm import estimate_tokens
 from rag.models import PRESETS, Preset, assemble, resolve_gguf
-from rag.prompts import SYSTEM, bare_messages, build_messages, select_passages
+from rag.prompts import SYSTEM, bare_messages, build_messages, is_echo, retry_messages, select_passages
 from rag.types import Chunk, Hit
 
 
@@ -38,6 +38,17 @@ def test_system_prompt_is_identical_for_every_question():
     assert a[0].content == b[0].content == SYSTEM
     assert "<passages>" in a[1].content and "[1]" in a[1].content
     assert "English" in a[1].content and "中文" in b[1].content
+
+
+def test_the_retry_shares_the_answer_prompts_prefix_and_asks_for_the_passages_words_first():
+    passages = select_passages([_hit("LoRA 冻结主权重。")], 100, estimate_tokens)
+    first, again = build_messages("什么是 LoRA", "zh", passages), retry_messages("什么是 LoRA", "zh", passages)
+    assert again[0].content == first[0].content == SYSTEM
+    block = first[1].content[: first[1].content.index("</passages>")]
+    assert again[1].content.startswith(block)  # llama.cpp reuses the prefix: only the ask is new
+    assert "原样摘抄" in again[1].content and "什么是 LoRA" in again[1].content
+    assert "word for word" in retry_messages("what is LoRA", "en", passages)[1].content
+    assert is_echo("先从段落中原样摘抄回答这个问题的那一句话或那一行代码，再用一句话回答。")  # not shown if echoed
 
 
 def test_bare_messages_carry_no_passages():
