@@ -84,8 +84,8 @@ _GRADE = 'Do the passages above state the answer to this question: "{question}"?
 # paraphrases of a code line or a sentence it did not keep to (docs/EVAL.md, eighth round).
 _RETRY = {
     "en": "Question: {question}\n\nFirst copy, word for word, the sentence or code line of the passages that "
-          "answers it; then answer in one sentence. Cite passages like [1].",
-    "zh": "问题：{question}\n\n先从段落中原样摘抄回答这个问题的那一句话或那一行代码，再用一句话回答。"
+          "answers it; then answer in English in one sentence. Cite passages like [1].",
+    "zh": "问题：{question}\n\n先从段落中原样摘抄回答这个问题的那一句话或那一行代码，再用简体中文一句话回答。"
           "每句话后用 [1] 这样的编号注明出处。",
 }
 

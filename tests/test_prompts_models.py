@@ -48,7 +48,8 @@ def test_the_retry_shares_the_answer_prompts_prefix_and_asks_for_the_passages_wo
     assert again[1].content.startswith(block)  # llama.cpp reuses the prefix: only the ask is new
     assert "原样摘抄" in again[1].content and "什么是 LoRA" in again[1].content
     assert "word for word" in retry_messages("what is LoRA", "en", passages)[1].content
-    assert is_echo("先从段落中原样摘抄回答这个问题的那一句话或那一行代码，再用一句话回答。")  # not shown if echoed
+    assert "用简体中文" in again[1].content  # the draft language, as in the first ask
+    assert is_echo("先从段落中原样摘抄回答这个问题的那一句话或那一行代码，再用简体中文一句话回答。")  # not shown if echoed
 
 
 def test_bare_messages_carry_no_passages():
