@@ -114,7 +114,9 @@ def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
       one valid citation / written in the question's language;
     * ``refused_by``: how refusals came about (gate, model, unsupported);
     * ``judged`` / ``confirmed``: claims of the shown answers the citation check
-      left doubtful and put to the sentence judge, and how many it confirmed.
+      left doubtful and put to the sentence judge, and how many it confirmed;
+    * ``retried`` / ``retried_answered``: replies refused as unsupported and asked
+      for again, and how many of the second replies stood.
     """
     answered = [(q, a) for q, a in pairs if not a.refused]
     unanswerable = [a for q, a in pairs if not q.answerable]
@@ -141,4 +143,6 @@ def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
         "refused_by": reasons,
         "judged": sum(s.judged is not None for s in sentences),
         "confirmed": sum(s.judged is not None and s.supported for s in sentences),
+        "retried": sum(a.retried for _, a in pairs),
+        "retried_answered": sum(a.retried for _, a in answered),
     }

@@ -156,10 +156,10 @@ def test_answer_metrics_count_refusals_and_supported_claims():
         Sentence("The steps are:", [], True, 1.0, claim=False),       # a lead-in: not counted
         Sentence("LoRA freezes weights.", [1], True, 0.8),
         Sentence("It was invented in 2019.", [], False, 0.0)])
-    chinese = Answer("?", "zh", "幻觉是错误输出[1]。", [], citations=[1], sentences=[
+    chinese = Answer("?", "zh", "幻觉是错误输出[1]。", [], citations=[1], retried=True, sentences=[
         Sentence("幻觉是错误输出。", [1], True, 0.9), Sentence("随机种子是 42。", [1], True, 0.1, judged=0.8)])
     refused = Answer("?", "en", "The knowledge base does not cover this.", [], refused=True, refusal_reason="gate")
-    wrongly = Answer("?", "zh", "知识库中没有找到相关内容。", [], refused=True, refusal_reason="model")
+    wrongly = Answer("?", "zh", "知识库中没有找到相关内容。", [], refused=True, refusal_reason="model", retried=True)
     m = answer_metrics([(q("a", "en", True), grounded), (q("b", "zh", True), chinese),
                         (q("c", "en", False), refused), (q("d", "zh", True), wrongly)])
     assert m["refusal_recall"] == 1.0 and m["false_refusals"] == 1 / 3
@@ -167,3 +167,4 @@ def test_answer_metrics_count_refusals_and_supported_claims():
     assert m["supported_by_lang"] == {"en": 0.5, "zh": 1.0}
     assert m["cited"] == 1.0 and m["refused_by"] == {"gate": 1, "model": 1}
     assert (m["judged"], m["confirmed"]) == (1, 1)
+    assert (m["retried"], m["retried_answered"]) == (2, 1)
