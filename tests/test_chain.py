@@ -396,6 +396,18 @@ def test_a_shown_reply_that_does_not_stand_is_withdrawn_before_the_second_one(se
     assert not answer.refused and "".join(d.text for d in deltas).strip() == answer.text
 
 
+def test_the_cli_says_what_it_showed_was_withdrawn_then_prints_the_second_reply(session_retriever, monkeypatch,
+                                                                                capsys):
+    from rag import ask, service
+
+    chain = graded_chain(session_retriever, [LORA + "".join(UNGROUNDED), LORA], grade=0.8, retry_threshold=0.6)
+    monkeypatch.setattr(service, "build_chain", lambda settings, progress=None: chain)
+    assert ask.main(["什么是 LoRA？"]) == 0
+    out = capsys.readouterr().out
+    withdrawn = out.index("已撤回")
+    assert "堪培拉" in out[:withdrawn] and "低秩矩阵" in out[withdrawn:] and "堪培拉" not in out[withdrawn:]
+
+
 class FirstReplyScripted:
     """The real model, except that its first reply is the given one."""
 
