@@ -2,7 +2,7 @@
 ``python -m rag.calibrate --citations ANSWERS.jsonl [--sample N --seed S]``
 ``python -m rag.calibrate --gate-sweep ANSWERS.jsonl [--with-grade G]``
 ``python -m rag.calibrate --grade ANSWERS.jsonl [--max-false-refusals 0.025]``
-``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J] [--with-retry R]``
+``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J] [--with-retry R] [--with-share S]``
 ``python -m rag.calibrate --judge ANSWERS.jsonl [--write]``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
@@ -96,11 +96,6 @@ def reply_sentences(a: dict) -> list[dict]:
     return (a.get("draft") if a["refusal_reason"] == "unsupported" else a.get("sentences")) or []
 
 
-def replayed_claims(a: dict, judge: float) -> list[bool]:
-    """The verdicts on the claims of row ``a``'s reply at judge threshold ``judge``."""
-    return _verdicts(reply_sentences(a), judge)
-
-
 def _verdicts(sentences: list[dict], judge: float | None) -> list[bool]:
     """The claims' verdicts: as dumped (``judge`` None) or at that judge threshold."""
     return [s["supported"] if judge is None else replayed_support(s, judge)
@@ -108,14 +103,15 @@ def _verdicts(sentences: list[dict], judge: float | None) -> list[bool]:
 
 
 def replayed(a: dict, gate: float, grade: float, judge: float | None = None,
-             retry: float | None = None) -> tuple[str | None, list[bool]]:
+             retry: float | None = None, share: float | None = None) -> tuple[str | None, list[bool]]:
     """Why the pipeline would refuse dump row ``a`` at these settings (None: it
     answers), and the verdicts on the claims of the reply it would then show.
 
     The layers in the order the chain runs them: the name check, the gate, the
     grader, then each reply the model wrote. A reply stands as the model's
-    outcome in the dump says, or (with ``judge``) by the answer-level support
-    rule over its claims' verdicts at that judge threshold. A row the chain asked
+    outcome in the dump says, or (with ``judge`` or ``share``) by the answer-level
+    support rule, at that share of claims (``citations.stands``), over its claims'
+    verdicts at that judge threshold. A row the chain asked
     again (``retried``) keeps its first reply as ``first_draft``; at retry
     threshold ``retry`` (None: as dumped; 0: never) only that one counts when
     the row's grade is under it.
@@ -141,19 +137,14 @@ def replayed(a: dict, gate: float, grade: float, judge: float | None = None,
     replies = [("unsupported", a.get("first_draft") or [])] if a.get("retried") else []
     if not replies or retry is None or 0 < retry <= a["grade"]:
         replies.append((a["refusal_reason"] if a["refused"] else None, reply_sentences(a)))
-    reason = None
+    rule = {} if share is None else {"share": share}
     for reason, sentences in replies:
         verdicts = _verdicts(sentences, judge)
-        if judge is not None and reason in (None, "unsupported"):
-            reason = None if stands(sum(verdicts), len(verdicts)) else "unsupported"
+        if (judge is not None or rule) and reason in (None, "unsupported"):
+            reason = None if stands(sum(verdicts), len(verdicts), **rule) else "unsupported"
         if reason is None:
             return None, verdicts
     return reason, []
-
-
-def replayed_reason(a: dict, gate: float, grade: float, judge: float | None = None) -> str | None:
-    """Why the pipeline would refuse dump row ``a`` (None: it answers); see ``replayed``."""
-    return replayed(a, gate, grade, judge)[0]
 
 
 def _check_replayable(answers: list[dict]) -> None:
@@ -163,10 +154,11 @@ def _check_replayable(answers: list[dict]) -> None:
 
 
 def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | None = None,
-           retry: float | None = None) -> dict:
+           retry: float | None = None, share: float | None = None) -> dict:
     """``rag.eval``'s refusal and support figures as if the dump had been made at
-    gate ``gate``, grader threshold ``grade`` and judge threshold ``judge`` (None:
-    the verdicts as dumped) from a dump made with the first two off: the layers
+    gate ``gate``, grader threshold ``grade``, judge threshold ``judge`` (None:
+    the verdicts as dumped), retry threshold ``retry`` and answer-level share
+    ``share`` (``replayed``) from a dump made with the first two off: the layers
     after them decode greedily, so their verdicts carry over, up to llama.cpp's
     prompt-cache reuse, which can flip a translation; docs/EVAL.md.
 
@@ -179,7 +171,7 @@ def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | 
     (1, 0, 1.0, {'grade': 1})
     """
     _check_replayable(answers)
-    outcomes = {a["id"]: replayed(a, gate, grade, judge, retry) for a in answers}
+    outcomes = {a["id"]: replayed(a, gate, grade, judge, retry, share) for a in answers}
     reasons = {i: reason for i, (reason, _) in outcomes.items()}
     answered = [a for a in answers if reasons[a["id"]] is None]
     verdicts = {i: claims for i, (_, claims) in outcomes.items()}
@@ -189,7 +181,7 @@ def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | 
     for reason in reasons.values():
         if reason:
             refused_by[reason] = refused_by.get(reason, 0) + 1
-    return {"gate": gate, "grade": grade, "judge": judge, "retry": retry,
+    return {"gate": gate, "grade": grade, "judge": judge, "retry": retry, "share": share,
             "unanswerable": sum(not a["answerable"] for a in answers),
             "unanswerable_refused": sum(bool(reasons[a["id"]]) for a in answers if not a["answerable"]),
             "answerable": sum(a["answerable"] for a in answers),
@@ -272,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--grade", metavar="DUMPS",
                         help="answer dumps made with RAG_GRADE=1e-9, comma-separated: the passage grader's threshold")
     source.add_argument("--replay", metavar="DUMPS",
-                        help="answer dumps made with RAG_GATE=0 RAG_GRADE=1e-9, comma-separated: the figures at "
-                             "--gate and --with-grade")
+                        help="answer dumps made with RAG_GATE=0 RAG_GRADE=1e-9, comma-separated (a later dump's "
+                             "rows replace an earlier one's): the figures at --gate, --with-grade, --with-judge, "
+                             "--with-retry and --with-share")
     source.add_argument("--judge", metavar="DUMPS",
                         help="answer dumps, comma-separated: what the sentence judge confirms at each threshold")
     source.add_argument("--gate-sweep", metavar="DUMP",
@@ -287,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--with-retry", type=float, metavar="R",
                         help="with --replay: ask again from grade R (default: the model's; 0: never); a retried "
                              "row under it counts as its first reply, refused as unsupported")
+    parser.add_argument("--with-share", type=float, metavar="S",
+                        help="with --replay: the answer-level rule's share of a reply's claims that must be "
+                             "supported (default: 0.25, the chain's)")
     parser.add_argument("--write", action="store_true",
                         help="with --judge: store each doubtful claim's probability in the dumps")
     parser.add_argument("--negatives", type=int, default=60,
@@ -310,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         grade = settings.grade_in_force if args.with_grade is None else args.with_grade
         judge = settings.judge_in_force if args.with_judge is None else args.with_judge
         retry = settings.retry_in_force if args.with_retry is None else args.with_retry
-        print(json.dumps(replay(answers, gate, grade, judge, retry), ensure_ascii=False,
+        print(json.dumps(replay(answers, gate, grade, judge, retry, args.with_share), ensure_ascii=False,
                          indent=None if args.json else 1))
         return 0
     if args.grade:

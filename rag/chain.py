@@ -151,10 +151,10 @@ class AnswerChain:
     def _generate(self, state: State, grade: float | None = None) -> Iterator[Delta | Retry | Answer]:
         """The answer, streamed; a reply refused as unsupported is asked for once
         more (``retries``) with ``retry_messages`` (same passages: llama.cpp reuses the prefix).
-        A small model's refused reply is most often a paraphrase of a code line
-        it did not keep to; asked to copy the answering words first, it often
-        does, and the check then finds them (docs/EVAL.md, eighth round). The
-        second reply passes the same checks as the first."""
+        Asked to copy the answering words first, the model often writes what the
+        check can tie to a passage; for a value in code it mostly repeats its
+        first reply (docs/EVAL.md, eighth round). The second reply passes the
+        same checks as the first."""
         answer = yield from self._attempt(state, grade)
         if answer.refusal_reason == "unsupported" and self.retries(grade):
             yield Retry(withdrawn=answer.withdrawn)

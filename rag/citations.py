@@ -305,13 +305,14 @@ def support_span(embedder: Embedder, sentence: str, passage_text: str) -> tuple[
 MIN_SUPPORTED_SHARE = 0.25
 
 
-def stands(supported: int, claims: int) -> bool:
-    """Whether a reply with ``supported`` of its ``claims`` supported is an answer.
+def stands(supported: int, claims: int, share: float = MIN_SUPPORTED_SHARE) -> bool:
+    """Whether a reply with ``supported`` of its ``claims`` supported is an answer
+    (``share``: another rule, for ``rag.calibrate --replay --with-share``).
 
-    >>> stands(1, 4), stands(1, 5), stands(0, 0)
-    (True, False, False)
+    >>> stands(1, 4), stands(1, 5), stands(0, 0), stands(1, 4, share=0.5)
+    (True, False, False, False)
     """
-    return supported > 0 and supported >= MIN_SUPPORTED_SHARE * claims
+    return supported > 0 and supported >= share * claims
 
 
 UNSUPPORTED = "[?]"

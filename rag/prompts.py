@@ -69,8 +69,13 @@ def select_passages(hits: list[Hit], budget_tokens: int, count_tokens: Callable[
 
 
 def build_messages(question: str, language: str, passages: list[Passage]) -> list[BaseMessage]:
-    user = _passages_block(passages) + _ASK[language].format(question=question.strip())
-    return [SystemMessage(SYSTEM), HumanMessage(user)]
+    return _over_passages(passages, _ASK[language].format(question=question.strip()))
+
+
+def _over_passages(passages: list[Passage], ask: str) -> list[BaseMessage]:
+    """The system prompt, the passages, then ``ask``: every prompt over the passages
+    starts the same way, so llama.cpp reuses that prefix from one to the next."""
+    return [SystemMessage(SYSTEM), HumanMessage(_passages_block(passages) + ask)]
 
 
 # Asked before the answer, with the same system prompt and passages: llama.cpp
@@ -79,9 +84,10 @@ _GRADE = 'Do the passages above state the answer to this question: "{question}"?
 
 
 # The second attempt, when the citation check refused the first reply: the same
-# system prompt and passages (llama.cpp reuses that prefix), and an ask that puts
-# the passage's own words first. The small model's refused replies are mostly
-# paraphrases of a code line or a sentence it did not keep to (docs/EVAL.md, eighth round).
+# system prompt and passages, and an ask that puts the passage's own words first,
+# so that a reply the check could not tie to a passage comes back in words it can.
+# It names the draft language: without it the 1.5B answered English questions in
+# English, checked across languages less surely (docs/EVAL.md, eighth round).
 _RETRY = {
     "en": "Question: {question}\n\nFirst copy, word for word, the sentence or code line of the passages that "
           "answers it; then answer in English in one sentence. Cite passages like [1].",
@@ -92,13 +98,12 @@ _RETRY = {
 
 def retry_messages(question: str, language: str, passages: list[Passage]) -> list[BaseMessage]:
     """The question asked again when the first reply did not stand: copy the answering words, then answer."""
-    return [SystemMessage(SYSTEM), HumanMessage(_passages_block(passages) + _RETRY[language].format(
-        question=question.strip()))]
+    return _over_passages(passages, _RETRY[language].format(question=question.strip()))
 
 
 def grade_messages(question: str, passages: list[Passage]) -> list[BaseMessage]:
     """Whether the passages answer the question, for the model to judge (``rag.grade``)."""
-    return [SystemMessage(SYSTEM), HumanMessage(_passages_block(passages) + _GRADE.format(question=question.strip()))]
+    return _over_passages(passages, _GRADE.format(question=question.strip()))
 
 
 # After the answer, for a sentence of it the embedding check could not match to
@@ -108,8 +113,7 @@ _JUDGE = 'Is this sentence stated in passage [{n}] above: "{sentence}"? Reply wi
 
 def judge_messages(sentence: str, n: int, passages: list[Passage]) -> list[BaseMessage]:
     """Whether passage ``n`` states ``sentence``, for the model to judge (``rag.grade.SentenceJudge``)."""
-    return [SystemMessage(SYSTEM),
-            HumanMessage(_passages_block(passages) + _JUDGE.format(n=n, sentence=sentence.strip()))]
+    return _over_passages(passages, _JUDGE.format(n=n, sentence=sentence.strip()))
 
 
 def _passages_block(passages: list[Passage]) -> str:

@@ -161,3 +161,15 @@ def run_module(module: str, *args: str, timeout: float = 300, **kwargs) -> subpr
     """``python -m module args`` from the project root, capturing text output."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, env=dict(os.environ),
                           capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+class Grader:
+    """A passage grader with a fixed verdict."""
+
+    def __init__(self, grade: float, threshold: float = 0.3):
+        self.grade, self.threshold = grade, threshold
+        self.asked: list[tuple[str, int]] = []
+
+    def __call__(self, question: str, passages: list) -> float:
+        self.asked.append((question, len(passages)))
+        return self.grade

@@ -107,6 +107,21 @@ def test_replay_applies_the_judge_threshold_to_the_claims_the_check_left_doubtfu
     assert (at_04["answerable_refused"], at_04["unanswerable_refused"]) == (0, 0)  # too low: u1 is answered
 
 
+def test_replay_applies_another_answer_level_share(tmp_path):
+    row = {"id": "a1", "lang": "zh", "answerable": True, "refused": False, "refusal_reason": None,
+           "relevance": 0.05, "grade": 0.6, "sentences": [{"supported": True}, {"supported": False},
+                                                          {"supported": False}]}
+    dump = tmp_path / "answers.jsonl"
+    dump.write_text(json.dumps(row) + "\n", encoding="utf-8")
+
+    def refused(*flags: str) -> int:
+        proc = run_module("rag.calibrate", "--replay", str(dump), "--json", *flags)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["answerable_refused"]
+
+    assert (refused(), refused("--with-share", "0.3"), refused("--with-share", "0.5")) == (0, 0, 1)
+
+
 def test_a_later_dump_replaces_the_rows_of_the_questions_it_re_ran(tmp_path):
     from rag.calibrate import load_answers
 

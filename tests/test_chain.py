@@ -10,7 +10,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from helpers import PROJECT_ROOT
+from helpers import PROJECT_ROOT, Grader
 from rag import lang
 from rag.chain import AnswerChain, Delta, Retry
 from rag.citations import CitationChecker
@@ -246,18 +246,6 @@ def test_default_model_cli_json_answer(session_index):
     cited = [data["sources"][n - 1] for n in data["citations"]]
     assert any("LoRA 模型是一种低秩适应方法" in s["text"] for s in cited)
     assert lang.detect(data["answer"]) == "en"
-
-
-class Grader:
-    """A passage grader with a fixed verdict."""
-
-    def __init__(self, grade: float, threshold: float = 0.3):
-        self.grade, self.threshold = grade, threshold
-        self.asked: list[tuple[str, int]] = []
-
-    def __call__(self, question: str, passages: list[Passage]) -> float:
-        self.asked.append((question, len(passages)))
-        return self.grade
 
 
 def test_passages_the_grader_finds_do_not_answer_are_refused_before_the_model_writes(session_retriever):
