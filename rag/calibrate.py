@@ -2,7 +2,7 @@
 ``python -m rag.calibrate --citations ANSWERS.jsonl [--sample N --seed S]``
 ``python -m rag.calibrate --gate-sweep ANSWERS.jsonl [--with-grade G]``
 ``python -m rag.calibrate --grade ANSWERS.jsonl [--max-false-refusals 0.025]``
-``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J] [--with-retry R] [--with-share S]``
+``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J] [--with-retry R] [--with-share S] [--recheck]``
 ``python -m rag.calibrate --judge ANSWERS.jsonl [--write]``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
@@ -32,6 +32,8 @@ grader, judge and retry thresholds (by default the settings in force; the
 retry's needs a dump made with it on for every grade, ``RAG_RETRY=1e-9``), with the ids of
 the unanswerable questions answered and the answerable ones refused. One slow
 run of a question set then gives the figures of every setting of the three layers.
+``--recheck`` first checks the claims the dumps left unsupported again with
+the current citation checker (its ninth-round changes only add support).
 
 With ``--judge``: the sentence judge (rag/grade.py) reads every claim of the
 dumps that the citation check left unsupported and a passage could still state,
@@ -283,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--with-share", type=float, metavar="S",
                         help="with --replay: the answer-level rule's share of a reply's claims that must be "
                              "supported (default: 0.25, the chain's)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="with --replay: check the dumped claims left unsupported again with the current "
+                             "citation checker, whose changes since the dumps only add support; loads the models")
     parser.add_argument("--write", action="store_true",
                         help="with --judge: store each doubtful claim's probability in the dumps")
     parser.add_argument("--negatives", type=int, default=60,
@@ -302,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         return print_gate_sweep(answers, args.json, args.with_grade or 0.0)
     if args.replay:
         answers = load_answers(args.replay)
+        if args.recheck:
+            chain = _chain(settings)
+            answers = recheck(chain, answers)
+            rechecked = [f"{a['id']}: {s['text'].strip()}" for a in answers
+                         for key in ("first_draft", "draft", "sentences") for s in a.get(key) or []
+                         if s.get("rechecked")]
+            print(json.dumps({"rechecked_supported": rechecked}, ensure_ascii=False, indent=1))
         gate = settings.gate_threshold if args.gate is None else args.gate
         grade = settings.grade_in_force if args.with_grade is None else args.with_grade
         judge = settings.judge_in_force if args.with_judge is None else args.with_judge
@@ -318,11 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"Q: {row['question']}\nS: {row['text']}\nP: {row['passage']}\n")
         return 0
 
-    from .service import build_chain
-
-    bars = ProgressBars()
-    chain = build_chain(settings, progress=bars)
-    bars.close()
+    chain = _chain(settings)
     if args.citations:
         return calibrate_citations(chain, args.citations, args.json)
     if args.judge:
@@ -349,6 +357,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['relevance']:.4f} {mark} {r['id']} [{r['lang']}] {r['question'][:60]}{cut}")
     print(json.dumps(summary))
     return 0
+
+
+def _chain(settings: Settings):
+    from .service import build_chain
+
+    bars = ProgressBars()
+    chain = build_chain(settings, progress=bars)
+    bars.close()
+    return chain
 
 
 def load_answers(paths: str) -> list[dict]:
@@ -391,6 +408,37 @@ def model_passages(chain, sources: list[dict], row_of: dict[str, int]) -> tuple[
     hits = [Hit(chunks[row_of[x["text"]]], 0.0, row=row_of[x["text"]]) for x in sources if x["text"] in row_of]
     passages = chain.passages(hits)
     return passages, chain.retriever.vectors([p.hit for p in passages])
+
+
+def recheck(chain, answers: list[dict]) -> list[dict]:
+    """The dumps' rows with every claim the citation check left unsupported
+    checked again by the current checker, against the passages that row's model
+    was given. The checker's changes since the dumps (the ninth round's
+    code-value rule and code's names for things, docs/EVAL.md) only add support,
+    so the supported claims need no second look. A claim now supported is
+    marked ``"rechecked": true``. An English claim is checked as drafted
+    (``source``), as the chain checks it."""
+    row_of = rows_by_text(chain.retriever.index)
+    out = []
+    for a in answers:
+        given = None
+        a = dict(a)
+        for key in ("first_draft", "draft", "sentences"):
+            if not a.get(key):
+                continue
+            rechecked = []
+            for s in a[key]:
+                if s.get("claim", True) and not s["supported"] and s.get("judged") is None:
+                    given = given or model_passages(chain, a["sources"], row_of)
+                    text = (s.get("source") or s["text"]).strip()
+                    now = chain.checker.check([text], *given, a["question"])[0]
+                    if now.supported:
+                        s = {**s, "supported": True, "citations": now.citations, "score": now.score,
+                             "rechecked": True}
+                rechecked.append(s)
+            a[key] = rechecked
+        out.append(a)
+    return out
 
 
 def calibrate_judge(chain, dumps: str, negatives: int, seed: int, write: bool, as_json: bool) -> int:

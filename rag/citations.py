@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import lang
+from .code_values import states_code_value
 from .embeddings import Embedder
 from .lexical import tokenize
 from .prompts import Passage
@@ -187,7 +188,8 @@ class CitationChecker:
         when it states a number or name the supporting passage itself does not
         contain (``rag.terms.novel_terms``): similarity says a sentence is
         *about* the passage, not that its particulars come from it ("the LoRA
-        paper appeared in 2019 [1]").
+        paper appeared in 2019 [1]"). A sentence stating the values a passage's
+        code sets is supported by that passage (``rag.code_values``).
         """
         context = " ".join(p.text for p in passages)
         numbers = [p.n for p in passages]
@@ -213,12 +215,22 @@ class CitationChecker:
             # is not vouched for by one passage because "训练时间：10 小时" is in another.
             backing = [n for n in numbers if score_of[n] >= self.t.support
                        and not (novel or novel_terms(bare, text_of[n], question))]
+            if not backing and not novel:
+                backing = self.stating_code(bare, passages, question)
+                score_of.update({n: max(score_of[n], self.t.overlap_full) for n in backing})
             kept = [n for n in cited if n in backing]
             if not kept and backing:
                 kept = [max(backing, key=score_of.get)]
             score = max((score_of[n] for n in kept), default=score_of.get(best, 0.0))
             out.append(Sentence(text=bare, citations=kept, supported=bool(kept), score=round(score, 3)))
         return out
+
+    def stating_code(self, bare: str, passages: list[Passage], question: str = "") -> list[int]:
+        """The passages whose code sets the values ``bare`` states in prose, and
+        that hold its names ("最大长度设成了50" for ``max_length=50``): words and
+        embeddings cannot tie prose to a line of code (``rag.code_values``)."""
+        return [p.n for p in passages if states_code_value(bare, p.text, question, self.t.overlap_full)
+                and not novel_terms(bare, p.text, question)]
 
     def candidate(self, sentence: Sentence, passages: list[Passage], passage_vectors: np.ndarray,
                   question: str = "") -> int | None:

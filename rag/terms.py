@@ -107,9 +107,18 @@ def _forms(term: str) -> list[str]:
     return [low, low[:-1]] if low.endswith("s") and len(low) > 3 else [low]  # "GANs" is "GAN"
 
 
+# What code calls a thing that prose names otherwise: torch.device("cuda") is the GPU.
+_ALIASES = {"cuda": ("gpu", "gpus")}
+
+
 class Vocabulary:
     """The Latin-script words and numbers a set of texts contains, case-insensitively;
-    an English term the glossary translates counts when its Chinese form occurs."""
+    an English term the glossary translates counts when its Chinese form occurs,
+    and one code spells otherwise (``_ALIASES``) when code does.
+
+    >>> Vocabulary(['device = torch.device("cuda")']).knows("GPU")
+    True
+    """
 
     def __init__(self, texts):
         self.words: set[str] = set()
@@ -118,6 +127,7 @@ class Vocabulary:
             for word in _WORD.findall(text.lower()):
                 self.words.add(word)
                 self.words.update(re.split(r"[-.]", word))  # "glove.6b.100d" also knows "glove"
+                self.words.update(_ALIASES.get(word, ()))
             self.words.update(n.lower() for n in numbers_in(text))
             found = {en for en, zh in glossary.items() if zh in text}
             self.words.update(found)

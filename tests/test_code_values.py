@@ -1,0 +1,58 @@
+"""rag.code_values: a value set in a passage's code, stated in prose."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.code_values import bindings, states_code_value
+
+CODE = """
+train_data, test_data = train_test_split(data, test_size=0.2, random_state=42)
+optimizer = optim.Adam(model.parameters(), lr=0.001)
+batch_size = 32
+vocab = build_vocab(texts, max_size=10000)
+output = model.generate(input_ids, max_length=50, temperature=0.9)
+for epoch in range(3):
+    print(f"Final loss: {loss:.4f}")
+for _ in range(100):
+    pass
+"""
+
+
+def test_bindings_are_the_numbers_code_sets_with_their_identifiers():
+    found = {(b.identifier, b.value) for b in bindings(CODE)}
+    assert {("test_size", "0.2"), ("random_state", "42"), ("lr", "0.001"), ("batch_size", "32"),
+            ("max_length", "50"), ("temperature", "0.9"), ("epoch", "3"), ("loss", "4")} <= found
+    assert not any(value == "100" for _, value in found)  # "for _ in range(100)" names nothing
+    assert bindings("LoRA 在特定层中注入低秩矩阵，秩为 8。") == []  # prose sets nothing
+
+
+@pytest.mark.parametrize("sentence, question", [
+    ("生成结果的最大长度设成了50。", "生成结果的最大长度设成了多少？"),
+    ("随机种子设的是 42。", "随机种子设的是多少？"),
+    ("最终损失值保留四位小数。", "损失值保留几位小数？"),   # a Chinese count, and {loss:.4f}
+    ("学习率是 0.001，批大小是 32。", ""),
+    ("0.001 的学习率", ""),                                # the name after the number
+    ("By default, `max_length` is set to 50.", "What max_length is passed to generate()?"),
+    ("The learning rate is 0.001 and the batch size is 32.", ""),
+    ("训练了 3 个 epoch。", "训练几个 epoch？"),
+])
+def test_a_value_the_code_sets_stated_in_prose(sentence, question):
+    assert states_code_value(sentence, CODE, question)
+
+
+@pytest.mark.parametrize("sentence, question, why", [
+    ("学习率是 42。", "", "42 is the random seed's, not the learning rate's"),
+    ("学习率是 32，批大小是 0.001。", "", "the roles swapped"),
+    ("损失值保留5位小数。", "", "the code keeps four"),
+    ("最大长度设成了50，这样翻译更准确、更流畅，也更节省显存。", "最大长度设成了多少？", "a claim beyond the value"),
+    ("批大小是 10000。", "", "10000 is max_size's: 大小 alone does not name an identifier of general words"),
+    ("结果是 50。", "", "no identifier named"),
+    ("LoRA 冻结原模型的权重。", "", "no value at all"),
+])
+def test_what_the_code_does_not_set_is_not_stated(sentence, question, why):
+    assert not states_code_value(sentence, CODE, question), why
+
+
+def test_nothing_is_stated_by_a_passage_without_code():
+    assert not states_code_value("秩设为 8。", "LoRA 的秩一般设为 8，可以按任务调整。")
