@@ -6,19 +6,21 @@ The citation check compares words and embeddings; a Chinese sentence shares
 almost no words with a line of Python, so it used to leave such a sentence
 unsupported, and the right answer was refused (docs/EVAL.md, ninth round).
 
-This module reads the code for what it sets, ``max_length=50`` (a *binding*:
-an identifier and its value), and accepts a sentence as stating it when
+This module reads the code for what it sets (a *binding*: an identifier and
+its value, from ``max_length=50``, ``for epoch in range(3)``, ``{loss:.4f}`` or
+``return None``), and accepts a sentence as stating it when
 
-* every number the sentence states is the value of a binding in the passage,
-  and the identifier the sentence names nearest that number (in the
-  identifier's own words, ``max_length``, or in Chinese, 最大长度) is that
-  binding's: "学习率为 42" does not stand on ``random_state=42``;
+* every value the sentence states (a number, a Chinese count such as 四位, or
+  None/True/False) is bound in the passage to the identifier the sentence
+  names nearest it, in the same clause, in the identifier's own words
+  (``max_length``) or in Chinese (最大长度); and no mention of it is next to
+  another identifier: "学习率为 42" does not stand on ``random_state=42``;
 * and the rest of the sentence says nothing else: its words are the passage's,
   the question's, the bound identifiers' (in either language), or a few words
   of setting ("设成", "默认"), in the same share the citation check asks of a
   sentence copied from a passage.
 
-Only numbers are matched: a name in code is checked as any name is (``rag.terms``).
+Only values are matched here: a name in code is checked as any name is (``rag.terms``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ from dataclasses import dataclass
 
 from .lexical import tokenize
 
-# max_length=50, lr = 0.001, max_length: 128 (a type-annotated or YAML-like setting)
-_ASSIGNED = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)\s*(?:=|:)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)(?![\w.])")
+# A number, or one of Python's literals: what a sentence can state exactly.
+_LITERAL = r"-?\d+(?:\.\d+)?(?:e-?\d+)?|None|True|False"
+# max_length=50, lr = 0.001, do_sample=True, max_length: 128 (a type-annotated or YAML-like setting)
+_ASSIGNED = re.compile(rf"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)\s*(?:=|:)\s*({_LITERAL})(?![\w.])")
+# return None
+_RETURNED = re.compile(rf"\b(return)\s+({_LITERAL})(?![\w.])")
 # for epoch in range(3)
 _LOOP = re.compile(r"\bfor\s+([A-Za-z_][A-Za-z0-9_]*)\s+in\s+range\(\s*(\d+)\s*\)")
 # f"{loss:.4f}": the value shown to four decimals
@@ -51,18 +57,21 @@ _SAID: dict[str, tuple[str, ...]] = {
     "warmup": ("预热",), "weight": ("权重",), "decay": ("衰减",), "momentum": ("动量",),
     "output": ("输出",), "input": ("输入",), "heads": ("头",), "ratio": ("比例",), "split": ("划分",),
     "return": ("返回",), "sequences": ("序列",), "sequence": ("序列",), "ngram": ("n-gram",),
-    "repeat": ("重复",), "decimals": ("小数",),
+    "repeat": ("重复",), "decimals": ("小数",), "sample": ("采样",), "shuffle": ("打乱",),
+    "truncation": ("截断",), "padding": ("填充",),
 }
 # Parts too general to say which identifier a sentence means: "size" is batch_size's and hidden_size's.
 _GENERIC = frozenset("max min num n size dim rate state value count type id ids total no".split())
-# Words of setting a value, which state nothing beyond it.
-_SETTING = frozenset("设 设成 设为 设置 设置成 设置为 设定 设定为 定为 取 取值 值 为 是 了 默认 情况 情况下 保留 位 "
-                     "参数 set sets setting default defaults value equal equals uses use used".split())
+# What a count is of: "四位小数", "一条候选序列".
+_MEASURES = "位个层轮次类种步条项列行"
+# Words of setting a value, and the measure words after a count, which state nothing beyond it.
+_SETTING = frozenset("设 设成 设为 设置 设置成 设置为 设定 设定为 定为 取 取值 值 为 是 了 默认 情况 情况下 下 保留 表示 "
+                     "参数 set sets setting default defaults value equal equals uses use used".split()) | set(_MEASURES)
 _CHINESE_DIGITS = {"一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5", "六": "6", "七": "7",
                    "八": "8", "九": "9", "十": "10"}
-_COUNTED = re.compile(r"([一二两三四五六七八九十])(?=\s*(?:位|个|层|轮|次|类|种|步))")
+_COUNTED = re.compile(rf"([一二两三四五六七八九十])(?=\s*[{_MEASURES}])")
 _CLAUSE = re.compile(r"[，,；;。！？!?\n]|\.(?=\s|$)")
-_VALUE = re.compile(r"(?<![A-Za-z0-9_.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.]*\d)")
+_VALUE = re.compile(r"(?<![A-Za-z0-9_.])(?:-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.]*\d)|(?:None|True|False)(?![\w]))")
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ def _parts(identifier: str, *extra: str) -> tuple[str, ...]:
 
 
 def bindings(code: str) -> list[Binding]:
-    """The numeric values the text's code sets, each with its identifier.
+    """The values the text's code sets, each with its identifier.
 
     >>> [(b.identifier, b.value) for b in bindings('generate(ids, max_length=50)\\nfor epoch in range(3):\\n'
     ...                                               'print(f"Final loss: {loss:.4f}")')]
@@ -86,16 +95,18 @@ def bindings(code: str) -> list[Binding]:
     """
     found = [Binding(m.group(1), _number(m.group(2)), _parts(m.group(1))) for m in _ASSIGNED.finditer(code)]
     found += [Binding(m.group(1), m.group(2), _parts(m.group(1))) for m in _LOOP.finditer(code)]
+    found += [Binding(m.group(1), m.group(2), _parts(m.group(1))) for m in _RETURNED.finditer(code)]
     found += [Binding(m.group(1), m.group(2), _parts(m.group(1), "decimals")) for m in _DECIMALS.finditer(code)]
     return [b for b in found if b.parts]  # "for _ in range(100)" names nothing
 
 
 def _number(text: str) -> str:
-    return str(float(text)) if "e" in text.lower() else text
+    """1e-3 and 0.001 are one value; the literals are themselves."""
+    return str(float(text)) if text[:1].isdigit() and "e" in text.lower() else text
 
 
 def _values(sentence: str) -> tuple[list[tuple[int, str]], str]:
-    """The numbers ``sentence`` states, with their positions in the text returned
+    """The values ``sentence`` states, with their positions in the text returned
     with them, where Chinese counts are digits: "四位小数" states 4."""
     text = _COUNTED.sub(lambda m: _CHINESE_DIGITS[m.group(1)], sentence)
     return [(m.start(), _number(m.group())) for m in _VALUE.finditer(text)], text
@@ -156,12 +167,17 @@ def states_code_value(sentence: str, passage: str, question: str = "", share: fl
         return False
     mentions = _mentions(text, found)
     used: list[Binding] = []
-    for position, value in values:
-        match = [b for b in _named_at(position, text, mentions) if b.value == value]
+    for value in {v for _, v in values}:
+        # Each value must be named rightly somewhere ("这个参数是 1，表示只返回一条候选序列":
+        # the second 1), and nowhere wrongly ("学习率是 42" for random_state=42).
+        named = [_named_at(position, text, mentions) for position, v in values if v == value]
+        if any(bs and all(b.value != value for b in bs) for bs in named):
+            return False
+        match = [b for bs in named for b in bs if b.value == value]
         if not match:
             return False
         used += match
-    accounted = set(tokenize(passage)) | set(tokenize(question)) | _SETTING | {v for _, v in values}
+    accounted = set(tokenize(passage)) | set(tokenize(question)) | _SETTING | {v.lower() for _, v in values}
     accounted |= set(tokenize(" ".join(w for b in used for p in b.parts for w in (p, *_SAID.get(p, ())))))
     words = tokenize(text)
     return bool(words) and sum(w in accounted for w in words) >= share * len(words)

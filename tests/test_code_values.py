@@ -11,7 +11,9 @@ train_data, test_data = train_test_split(data, test_size=0.2, random_state=42)
 optimizer = optim.Adam(model.parameters(), lr=0.001)
 batch_size = 32
 vocab = build_vocab(texts, max_size=10000)
-output = model.generate(input_ids, max_length=50, temperature=0.9)
+output = model.generate(input_ids, max_length=50, num_return_sequences=1, do_sample=True, temperature=0.9)
+if context not in self.model:
+    return None
 for epoch in range(3):
     print(f"Final loss: {loss:.4f}")
 for _ in range(100):
@@ -22,7 +24,8 @@ for _ in range(100):
 def test_bindings_are_the_numbers_code_sets_with_their_identifiers():
     found = {(b.identifier, b.value) for b in bindings(CODE)}
     assert {("test_size", "0.2"), ("random_state", "42"), ("lr", "0.001"), ("batch_size", "32"),
-            ("max_length", "50"), ("temperature", "0.9"), ("epoch", "3"), ("loss", "4")} <= found
+            ("max_length", "50"), ("temperature", "0.9"), ("epoch", "3"), ("loss", "4"), ("do_sample", "True"),
+            ("return", "None")} <= found
     assert not any(value == "100" for _, value in found)  # "for _ in range(100)" names nothing
     assert bindings("LoRA 在特定层中注入低秩矩阵，秩为 8。") == []  # prose sets nothing
 
@@ -36,6 +39,10 @@ def test_bindings_are_the_numbers_code_sets_with_their_identifiers():
     ("By default, `max_length` is set to 50.", "What max_length is passed to generate()?"),
     ("The learning rate is 0.001 and the batch size is 32.", ""),
     ("训练了 3 个 epoch。", "训练几个 epoch？"),
+    ("do_sample 设为 True。", ""),                                      # a literal
+    ("如果这个上下文在训练中从没出现过，会返回 None。", "如果上下文从没出现过，会返回什么？"),
+    # the first 1 names nothing; the second, "返回一条候选序列", names num_return_sequences
+    ("默认情况下，这个参数是 1，表示只返回一条候选序列。", "每次让模型返回几条候选序列？"),
 ])
 def test_a_value_the_code_sets_stated_in_prose(sentence, question):
     assert states_code_value(sentence, CODE, question)
@@ -49,6 +56,8 @@ def test_a_value_the_code_sets_stated_in_prose(sentence, question):
     ("批大小是 10000。", "", "10000 is max_size's: 大小 alone does not name an identifier of general words"),
     ("结果是 50。", "", "no identifier named"),
     ("LoRA 冻结原模型的权重。", "", "no value at all"),
+    ("生成时 do_sample 设为 False。", "", "the code sets True"),
+    ("最大长度是 50，学习率也是 50。", "", "one value named rightly once and wrongly once"),
 ])
 def test_what_the_code_does_not_set_is_not_stated(sentence, question, why):
     assert not states_code_value(sentence, CODE, question), why
