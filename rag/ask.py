@@ -139,7 +139,7 @@ def answer_json(answer: Answer) -> dict:
             "retried": answer.retried, "first_draft": [sentence_json(s) for s in answer.first_draft],
             "relevance": None if answer.relevance is None else round(answer.relevance, 4), "grade": answer.grade,
             "citations": answer.citations,
-            "sources": [source_json(n, h) for n, h in enumerate(answer.sources, start=1)],
+            "sources": [{**source_json(n, h), "shown": answer.shown.get(n)} for n, h in enumerate(answer.sources, start=1)],
             "sentences": [sentence_json(s) for s in answer.sentences],
             "queries": answer.queries,
             "prompt_tokens": answer.prompt_tokens,

@@ -399,14 +399,21 @@ def rows_by_text(index) -> dict[str, int]:
     return {c.text: i for i, c in enumerate(index.chunks)}
 
 
-def model_passages(chain, sources: list[dict], row_of: dict[str, int]) -> tuple[list, "np.ndarray"]:
-    """The passages a dump row's model was given (its sources, within the prompt
-    budget, as ``rag.chain`` selects them) and their stored vectors."""
+def model_passages(chain, row: dict, row_of: dict[str, int]) -> tuple[list, "np.ndarray"]:
+    """The passages a dump row's model was given and their stored vectors: as the
+    dump records them (``shown``), or for a dump made before it did (the ninth
+    round), as the chain then selected them: whole, in rank order, within the
+    prompt budget."""
+    from .prompts import Passage, select_passages
     from .types import Hit
 
     chunks = chain.retriever.index.chunks
-    hits = [Hit(chunks[row_of[x["text"]]], 0.0, row=row_of[x["text"]]) for x in sources if x["text"] in row_of]
-    passages = chain.passages(hits)
+    known = [(n, x) for n, x in enumerate(row["sources"], start=1) if x["text"] in row_of]
+    hits = [Hit(chunks[row_of[x["text"]]], 0.0, row=row_of[x["text"]]) for _, x in known]
+    if any("shown" in x for x in row["sources"]):
+        passages = [Passage(n, hit, x["shown"]) for (n, x), hit in zip(known, hits) if x.get("shown")]
+    else:
+        passages = select_passages(hits, chain.settings.context_tokens, chain.count_tokens)
     return passages, chain.retriever.vectors([p.hit for p in passages])
 
 
@@ -429,7 +436,7 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
             rechecked = []
             for s in a[key]:
                 if s.get("claim", True) and not s["supported"] and s.get("judged") is None:
-                    given = given or model_passages(chain, a["sources"], row_of)
+                    given = given or model_passages(chain, a, row_of)
                     text = (s.get("source") or s["text"]).strip()
                     now = chain.checker.check([text], *given, a["question"])[0]
                     if now.supported:
@@ -457,7 +464,7 @@ def calibrate_judge(chain, dumps: str, negatives: int, seed: int, write: bool, a
             sentences = reply_sentences(a)
             if not sentences or a["refusal_reason"] in ("unknown", "gate", "model"):
                 continue
-            passages, vectors = model_passages(chain, a["sources"], row_of)
+            passages, vectors = model_passages(chain, a, row_of)
             for s in sentences:
                 drafted = Sentence(s.get("source") or s["text"], s["citations"], s["supported"] and s.get(
                     "judged") is None, claim=s.get("claim", True))
@@ -476,7 +483,7 @@ def calibrate_judge(chain, dumps: str, negatives: int, seed: int, write: bool, a
         if len(negative) >= negatives:
             break
         other = rng.choice([o for o in answered if o["sources"][0]["section"] != a["sources"][0]["section"]])
-        passages, vectors = model_passages(chain, other["sources"], row_of)
+        passages, vectors = model_passages(chain, other, row_of)
         drafted = Sentence(s.get("source") or s["text"], [], False)
         n = chain.checker.candidate(drafted, passages, vectors, a["question"])
         if n is not None:

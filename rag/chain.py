@@ -30,6 +30,7 @@ from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 from . import lang
 from .citations import CitationChecker, SentenceBuffer, parse_markers, render, stands
 from .config import Settings
+from .excerpt import semantic
 from .gate import RelevanceGate, closest_topics
 from .grade import PassageGrader, SentenceJudge
 from .llm import token_counter
@@ -73,6 +74,10 @@ class State:
     def translating(self) -> bool:
         return self.draft_language != self.language
 
+    @property
+    def shown(self) -> dict[int, str]:
+        return {p.n: p.text for p in self.passages}
+
 
 class AnswerChain:
     def __init__(self, retriever: Retriever, chat_model, settings: Settings, rewriters: list[Rewriter],
@@ -107,16 +112,19 @@ class AnswerChain:
 
     def prompt(self, state: State) -> State:
         started = time.perf_counter()
-        state.passages = self.passages(state.retrieval.hits)
+        state.passages = self.passages(state.retrieval.hits, state.queries)
         state.draft_language = self.draft_language(state)
         state.messages = build_messages(state.question, state.draft_language, state.passages)
         state.prompt_tokens = sum(self.count_tokens(str(m.content)) for m in state.messages)
         state.timings["prompt"] = time.perf_counter() - started
         return state
 
-    def passages(self, hits: list) -> list[Passage]:
-        """The passages the model is given for these hits, within the prompt budget."""
-        return select_passages(hits, self.settings.context_tokens, self.count_tokens)
+    def passages(self, hits: list, queries: list[str] = ()) -> list[Passage]:
+        """The passages the model is given for these hits, within the prompt budget,
+        cut down to what bears on ``queries`` (the question and its rewrites) unless
+        ``Settings.focus`` is off."""
+        focus = semantic(self.retriever.embedder, queries) if self.settings.focus and queries else None
+        return select_passages(hits, self.settings.context_tokens, self.count_tokens, focus=focus)
 
     def draft_language(self, state: State) -> str:
         """The passages' language when a translator can put the checked sentences
@@ -279,7 +287,7 @@ class AnswerChain:
         if "first_sentence" in spent:  # what a reader waits for: held back, checked, translated
             timings["first_sentence"] = spent["first_sentence"]
         return Answer(question=state.question, language=state.language, text=render(kept, state.language).strip(),
-                      sources=state.retrieval.hits, sentences=kept,
+                      sources=state.retrieval.hits, shown=state.shown, sentences=kept,
                       citations=sorted({n for s in kept for n in s.citations}), queries=state.queries,
                       timings=self._timings(state, timings), relevance=state.retrieval.relevance, **extra)
 
@@ -301,7 +309,7 @@ class AnswerChain:
 
     def _refusal(self, state: State, reason: str, timings: dict, **extra) -> Answer:
         return Answer(question=state.question, language=state.language, text=t(state.language, "refusal"),
-                      sources=state.retrieval.hits, refused=True, refusal_reason=reason,
+                      sources=state.retrieval.hits, shown=state.shown, refused=True, refusal_reason=reason,
                       topics=closest_topics(state.retrieval), queries=state.queries,
                       timings=self._timings(state, timings), relevance=state.retrieval.relevance, **extra)
 

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         chunks = [h.chunk for h in result.hits]
         outcome = Outcome(q, first_hit_rank(chunks, q.gold) if q.answerable else None, [c.id for c in chunks])
         if chain is not None and q.answerable:
-            shown = chain.passages(result.hits[: settings.top_k])
+            shown = chain.passages(result.hits[: settings.top_k], state.queries)
             outcome.in_prompt = gold_position([p.text for p in shown], q.gold) is not None
         outcomes.append(outcome)
         if answers_wanted:  # from the passages just scored: fused ranks do not depend on the depth

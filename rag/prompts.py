@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from .excerpt import excerpt
 from .terms import strip_enumeration
 from .types import Hit
 
@@ -44,9 +45,16 @@ class Passage:
     text: str
 
 
-def select_passages(hits: list[Hit], budget_tokens: int, count_tokens: Callable[[str], int]) -> list[Passage]:
-    """Passages in rank order until ``budget_tokens`` is spent; the passage that
-    crosses the budget is cut at a sentence end if a useful part fits.
+def select_passages(hits: list[Hit], budget_tokens: int, count_tokens: Callable[[str], int],
+                    focus: Callable[[list[str]], list[float]] | None = None) -> list[Passage]:
+    """The passages the model is given, in rank order within ``budget_tokens``.
+
+    Without ``focus``: whole passages while they fit; the one that crosses the
+    budget is cut at a sentence end if a useful part fits. With ``focus`` (how
+    much each line or sentence bears on the question, ``rag.excerpt``): each passage gets a share of what is left (the
+    first one half, each later one an equal part; what a short one leaves goes
+    to those after it), and a longer one is cut down to its lines that bear on
+    the question (``rag.excerpt``), so the lower-ranked passages are seen too.
 
     The first passage is always included (cut if need be): a prompt without
     context cannot be answered from the documents.
@@ -56,16 +64,32 @@ def select_passages(hits: list[Hit], budget_tokens: int, count_tokens: Callable[
     for n, hit in enumerate(hits, start=1):
         text = _passage_text(hit)
         cost = count_tokens(text)
-        if cost <= left:
-            passages.append(Passage(n, hit, text))
-            left -= cost
-            continue
-        if left >= 80 or not passages:
-            cut = _cut_to(text, max(left, 80), count_tokens)
-            if cut:
-                passages.append(Passage(n, hit, cut))
-        break
+        if focus is None:
+            if cost <= left:
+                passages.append(Passage(n, hit, text))
+                left -= cost
+                continue
+            if left >= _USEFUL or not passages:
+                cut = _cut_to(text, max(left, _USEFUL), count_tokens)
+                if cut:
+                    passages.append(Passage(n, hit, cut))
+            break
+        later = len(hits) - n
+        share = left if not later else left // 2 if n == 1 else left // (later + 1)
+        share = max(share, min(left, _USEFUL))
+        shown = excerpt(text, focus, share, count_tokens) or _cut_to(text, share, count_tokens)
+        if not shown and not passages:
+            shown = _cut_to(text, max(share, _USEFUL), count_tokens)
+        if shown:
+            passages.append(Passage(n, hit, shown))
+            left -= count_tokens(shown)
+        if left < _USEFUL:
+            break
     return passages
+
+
+# Fewer tokens than this hold no useful part of a passage.
+_USEFUL = 80
 
 
 def build_messages(question: str, language: str, passages: list[Passage]) -> list[BaseMessage]:

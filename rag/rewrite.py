@@ -51,7 +51,7 @@ GLOSSARY: dict[str, str] = {
     "multimodal": "多模态", "multi-modal": "多模态", "interpretability": "可解释性", "explainability": "可解释性",
     "fairness": "公平性", "bias": "偏见", "agent": "智能体", "agents": "智能体", "knowledge graph": "知识图谱",
     "text classification": "文本分类", "sentiment analysis": "情感分析", "text generation": "文本生成",
-    "machine translation": "机器翻译", "speech recognition": "语音识别", "image classification": "图像分类",
+    "machine translation": "机器翻译", "nlp": "自然语言处理", "natural language processing": "自然语言处理", "speech recognition": "语音识别", "image classification": "图像分类",
     "question answering": "问答", "dialogue": "对话", "chatbot": "对话", "evaluation": "评估", "evaluate": "评估",
     "accuracy": "精度", "precision": "精确率", "f1": "F1", "metrics": "指标", "data augmentation": "数据增强",
     "data imbalance": "数据倾斜", "data skew": "数据倾斜", "class imbalance": "类别不平衡",

@@ -151,3 +151,6 @@ class Answer:
     first_draft: list[Sentence] = field(default_factory=list)
     relevance: float | None = None
     grade: float | None = None  # the model's "the passages answer it" probability, when graded (rag.grade)
+    # The sources' text as the model was given them, by source number: cut down
+    # to what bears on the question (rag.excerpt); a source not given has none.
+    shown: dict[int, str] = field(default_factory=dict)

@@ -428,9 +428,10 @@ def test_the_real_model_answers_the_retry_from_the_passages(real_chain):
 
 @pytest.mark.slow
 def test_the_real_model_as_judge_reads_a_value_in_code_that_the_embedding_check_misses(real_chain):
-    """"随机种子设的是 42" is what ``random_state=42`` says; the embedder and word overlap
-    cannot see it. The local model, asked about the passage, says yes more surely
-    than for the same sentence with another value."""
+    """"数据划分用的种子是 42" is what ``random_state=42`` says; the embedder and word
+    overlap cannot see it, and it names the identifier in words the code-value rule
+    does not know (种子 is seed's, not random_state's). The local model, asked about
+    the passage, says yes more surely than for the same sentence with another value."""
     from rag.grade import SentenceJudge
 
     from rag.types import Hit
@@ -441,11 +442,12 @@ def test_the_real_model_as_judge_reads_a_value_in_code_that_the_embedding_check_
     passages = [Passage(n, Hit(chunks[row], 0.0, row=row), chunks[row].text) for n, row in enumerate(rows, start=1)]
     code = passages[0]
     vectors = real_chain.retriever.vectors([p.hit for p in passages])
-    stated = real_chain.checker.check(["随机种子设的是 42。"], passages, vectors)[0]
+    assert real_chain.checker.check(["随机种子设的是 42。"], passages, vectors)[0].supported  # rag.code_values
+    stated = real_chain.checker.check(["数据划分用的种子是 42。"], passages, vectors)[0]
     assert not stated.supported
     assert real_chain.checker.candidate(stated, passages, vectors) == code.n
     judge = SentenceJudge(real_chain.chat_model, 0.5)
-    assert judge("随机种子设的是 42。", code.n, passages) > judge("随机种子设的是 7。", code.n, passages)
+    assert judge("数据划分用的种子是 42。", code.n, passages) > judge("数据划分用的种子是 7。", code.n, passages)
 
 
 def test_the_service_gives_the_chain_a_judge_only_when_a_threshold_is_set():

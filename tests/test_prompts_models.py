@@ -32,6 +32,34 @@ def test_first_passage_is_cut_at_a_sentence_end_rather_than_left_out():
     assert passages[0].text.endswith("。") and estimate_tokens(passages[0].text) <= 100
 
 
+def test_with_focus_every_ranked_passage_is_seen_cut_down_to_what_bears_on_the_question():
+    from rag.excerpt import GAP, lexical
+
+    script = "\n".join(f"step_{i} = run(data, seed={i})" for i in range(40)) + "\nmax_length = 50\n" + \
+        "\n".join(f"log_{i} = save(model)" for i in range(40))
+    hits = [_hit("LoRA 冻结原模型权重。" * 30, 0), _hit(script, 1), _hit("幻觉是与事实不符的输出。" * 30, 2)]
+    whole = select_passages(hits, budget_tokens=300, count_tokens=estimate_tokens)
+    assert "max_length = 50" not in " ".join(p.text for p in whole)  # the script's middle never fits
+    focused = select_passages(hits, 300, estimate_tokens, focus=lexical({"max", "length"}))
+    assert [p.n for p in focused] == [1, 2, 3]
+    script_shown = focused[1].text
+    assert "max_length = 50" in script_shown and GAP in script_shown
+    assert script_shown.splitlines()[0] == "(S)"  # the section label stays
+    assert sum(estimate_tokens(p.text) for p in focused) <= 300
+
+
+def test_an_excerpt_keeps_the_lines_around_what_it_found_in_their_order():
+    from rag.excerpt import GAP, excerpt, lexical
+
+    text = "(S)\n" + "\n".join(f"line {i} filler words here" for i in range(30)) + "\nthe answer is 42\nafter it"
+    shown = excerpt(text, lexical({"answer"}), 40, estimate_tokens)
+    lines = shown.splitlines()
+    assert lines[0] == "(S)" and lines[1] == GAP
+    assert lines.index("the answer is 42") < lines.index("after it")  # a neighbour, in order
+    assert excerpt("short text", lexical({"x"}), 40, estimate_tokens) == "short text"  # fits: untouched
+    assert excerpt(text, lexical({"absent"}), 40, estimate_tokens) == ""  # nothing bears on the question
+
+
 def test_system_prompt_is_identical_for_every_question():
     a = build_messages("what is LoRA", "en", select_passages([_hit("LoRA。")], 100, estimate_tokens))
     b = build_messages("什么是幻觉", "zh", select_passages([_hit("幻觉。")], 100, estimate_tokens))
