@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             rechecked = [f"{a['id']}: {s['text'].strip()}" for a in answers
                          for key in ("first_draft", "draft", "sentences") for s in a.get(key) or []
                          if s.get("rechecked")]
-            print(json.dumps({"rechecked_supported": rechecked}, ensure_ascii=False, indent=1))
+            print(json.dumps({"rechecked_supported": rechecked}, ensure_ascii=False, indent=None if args.json else 1))
         gate = settings.gate_threshold if args.gate is None else args.gate
         grade = settings.grade_in_force if args.with_grade is None else args.with_grade
         judge = settings.judge_in_force if args.with_judge is None else args.with_judge

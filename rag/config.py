@@ -92,8 +92,9 @@ class Settings:
     context_tokens: int = 600
     # Cut a passage longer than its share of that budget down to its lines that
     # bear on the question, so that all the ranked passages are seen (rag/excerpt.py).
-    # Off by default: it put the answer in front of the model for more held-out
-    # questions but lost it for others (docs/EVAL.md, ninth round).
+    # Off by default: it puts the answer in front of the model more often, but
+    # lines cut to the question make out-of-scope passages look on topic to the
+    # grader and the model (held-out 11 answered about grokking; docs/EVAL.md, ninth round).
     focus: bool = False
     # Refuse without calling the LLM when the best passage stands out from the
     # corpus by less than this cosine margin (calibrated: docs/EVAL.md; 0 = off).

@@ -4,14 +4,15 @@ The prompt's passage budget (``Settings.context_tokens``) holds about two of the
 five passages retrieval ranks. On the ten held-out sets the answer was among
 the five for 94.5 % of the answerable questions but in what the model was shown
 for only 86.5 % (docs/EVAL.md, ninth round): a question about one line of a long
-training script needs that line, not the script's first half. So a passage
-that does not fit its share of the budget is cut down to its lines and
-sentences that share the most words with the question, in their own order,
-with "…" where something was left out, instead of being cut at the end or
-left out.
+training script needs that line, not the script's first half. So, with
+``Settings.focus`` (``RAG_FOCUS=1``), a passage that does not fit its share of
+the budget is cut down to the lines and sentences nearest the question, in
+their own order, with "…" where something was left out, instead of being cut
+at the end or left out.
 
-Words are weighted by how rare they are in the passage itself: "模型" in a
-passage about models says little about which of its lines answers.
+It is off by default: lines chosen for being near the question make passages
+that do not answer it look as if they did, to the passage grader and to the
+model (held-out 11 answered "what is grokking?" from them; docs/EVAL.md).
 """
 
 from __future__ import annotations
