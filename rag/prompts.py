@@ -59,21 +59,35 @@ def select_passages(hits: list[Hit], budget_tokens: int, count_tokens: Callable[
     The first passage is always included (cut if need be): a prompt without
     context cannot be answered from the documents.
     """
+    if focus is None:
+        return _whole(hits, budget_tokens, count_tokens)
+    return _focused(hits, budget_tokens, count_tokens, focus)
+
+
+def _whole(hits: list[Hit], budget_tokens: int, count_tokens: Callable[[str], int]) -> list[Passage]:
     passages: list[Passage] = []
     left = budget_tokens
     for n, hit in enumerate(hits, start=1):
         text = _passage_text(hit)
         cost = count_tokens(text)
-        if focus is None:
-            if cost <= left:
-                passages.append(Passage(n, hit, text))
-                left -= cost
-                continue
-            if left >= _USEFUL or not passages:
-                cut = _cut_to(text, max(left, _USEFUL), count_tokens)
-                if cut:
-                    passages.append(Passage(n, hit, cut))
-            break
+        if cost <= left:
+            passages.append(Passage(n, hit, text))
+            left -= cost
+            continue
+        if left >= _USEFUL or not passages:
+            cut = _cut_to(text, max(left, _USEFUL), count_tokens)
+            if cut:
+                passages.append(Passage(n, hit, cut))
+        break
+    return passages
+
+
+def _focused(hits: list[Hit], budget_tokens: int, count_tokens: Callable[[str], int],
+             focus: Callable[[list[str]], list[float]]) -> list[Passage]:
+    passages: list[Passage] = []
+    left = budget_tokens
+    for n, hit in enumerate(hits, start=1):
+        text = _passage_text(hit)
         later = len(hits) - n
         share = left if not later else left // 2 if n == 1 else left // (later + 1)
         share = max(share, min(left, _USEFUL))
