@@ -93,12 +93,12 @@ def test_load_questions(tmp_path):
 
 SETS = ["qa.jsonl", "heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "heldout5.jsonl",
         "heldout6.jsonl", "heldout7.jsonl", "heldout8.jsonl", "heldout9.jsonl", "heldout10.jsonl",
-        "heldout11.jsonl"]
+        "heldout11.jsonl", "heldout12.jsonl"]
 
 
 @pytest.fixture(scope="module", params=SETS)
 def qa(request):
-    """The development set (tuning, calibration) and eleven held-out sets (reported, never tuned on)."""
+    """The development set (tuning, calibration) and twelve held-out sets (reported, never tuned on)."""
     path = PROJECT_ROOT / "eval" / request.param
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()], \
         load_questions(path)
@@ -157,10 +157,11 @@ def test_answer_metrics_count_refusals_and_supported_claims():
         Sentence("The steps are:", [], True, 1.0, claim=False),       # a lead-in: not counted
         Sentence("LoRA freezes weights.", [1], True, 0.8),
         Sentence("It was invented in 2019.", [], False, 0.0)])
-    chinese = Answer("?", "zh", "幻觉是错误输出[1]。", [], citations=[1], retried=True, sentences=[
+    chinese = Answer("?", "zh", "幻觉是错误输出[1]。", [], citations=[1], retried=True, second_look="answered", sentences=[
         Sentence("幻觉是错误输出。", [1], True, 0.9), Sentence("随机种子是 42。", [1], True, 0.1, judged=0.8)])
     refused = Answer("?", "en", "The knowledge base does not cover this.", [], refused=True, refusal_reason="gate")
-    wrongly = Answer("?", "zh", "知识库中没有找到相关内容。", [], refused=True, refusal_reason="model", retried=True)
+    wrongly = Answer("?", "zh", "知识库中没有找到相关内容。", [], refused=True, refusal_reason="model", retried=True,
+                     second_look="grade")
     m = answer_metrics([(q("a", "en", True), grounded), (q("b", "zh", True), chinese),
                         (q("c", "en", False), refused), (q("d", "zh", True), wrongly)])
     assert m["refusal_recall"] == 1.0 and m["false_refusals"] == 1 / 3
@@ -169,3 +170,4 @@ def test_answer_metrics_count_refusals_and_supported_claims():
     assert m["cited"] == 1.0 and m["refused_by"] == {"gate": 1, "model": 1}
     assert (m["judged"], m["confirmed"]) == (1, 1)
     assert (m["retried"], m["retried_answered"]) == (2, 1)
+    assert (m["second_looks"], m["second_look_answered"]) == (2, 1)
