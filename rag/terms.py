@@ -6,8 +6,9 @@ sits close to any passage on LoRA. Two cheap, exact checks cover that gap:
 
 * a question that is mostly about names the knowledge base never mentions
   ("How do I set up Azure AI Search?") is refused before generation;
-* an answer sentence that states a number or a specific name found in neither
-  its passages nor the question is unsupported.
+* an answer sentence that states a number or a specific name (or a run of
+  capitalised words, as an acronym's expansion is) found in neither its
+  passages nor the question is unsupported.
 """
 
 from __future__ import annotations
@@ -102,6 +103,31 @@ def specific_terms(text: str) -> list[str]:
     return numbers + [w for w in _WORD.findall(text) if _specific(w) and w not in numbers]
 
 
+# Two or more capitalised words in a row: a proper name or an expansion
+# ("Generative Pre-trained Transformer"). A gloss in brackets after Chinese
+# ("模型分片加载（Model Sharding）") and a bold heading ("**Learning Rate**:")
+# are the model's labels for what a passage says, not names it states.
+_TITLE_RUN = re.compile(r"[A-Z][a-z]+(?:-[A-Za-z]+)*(?:\s+[A-Z][a-z]+(?:-[A-Za-z]+)*)+")
+_GLOSS = re.compile(r"[\u4e00-\u9fff]\s*[（(][^）)]*[）)]|\*\*[^*]+\*\*")
+
+
+def title_case_names(text: str) -> list[str]:
+    """The words of the runs of capitalised words in ``text`` that are not a
+    gloss or a heading.
+
+    >>> title_case_names("GPT stands for Generative Pre-trained Transformer. Thanks")
+    ['Generative', 'Pre-trained', 'Transformer']
+    >>> title_case_names("模型分片加载（Model Sharding）：拆分。**Learning Rate**: adjust. The Model")
+    []
+    """
+    words = []
+    for match in _TITLE_RUN.finditer(_GLOSS.sub(" ", text)):
+        run = [w for w in match.group(0).split() if w.lower() not in _COMMON]
+        if len(run) > 1:
+            words += [w for w in run if w not in words]
+    return words
+
+
 def _forms(term: str) -> list[str]:
     low = term.lower()
     return [low, low[:-1]] if low.endswith("s") and len(low) > 3 else [low]  # "GANs" is "GAN"
@@ -151,10 +177,14 @@ def novel_terms(sentence: str, passages: str, question: str = "") -> list[str]:
     ['2019', 'OpenAI']
     >>> novel_terms("Create an Azure service first.", "向量数据库", "How do I set up Azure AI Search?")
     ['Azure']
+    >>> novel_terms("GPT stands for Generative Pre-trained Transformer.", "加载预训练的 GPT 模型 (Transformers 库)")
+    ['Generative', 'Pre-trained']
     """
     context = passages + " " + question
     known, lowered = Vocabulary([context]), context.lower()
     novel = [t for t in specific_terms(sentence) if not known.knows(t) and t.lower() not in lowered]
+    novel += [w for w in title_case_names(sentence) if w not in novel and not known.knows(w)
+              and w.lower() not in lowered and not all(known.knows(part) for part in w.split("-"))]
     words = {w.lower() for w in _WORD.findall(sentence)}
     unknown = Vocabulary([passages]).unknown(question_names(question))
     return novel + [n for n in unknown if n.lower() in words and n not in novel]
