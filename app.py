@@ -294,6 +294,10 @@ def show_trace(answer: Answer, threshold: float, grade_threshold: float = 0.0, j
             above = answer.grade >= grade_threshold
             gate += (f"  \n**{ui(L, 'grade')}:** {answer.grade:.2f} {'≥' if above else '<'} "
                      f"{ui(L, 'threshold')} {grade_threshold:.2f} → {ui(L, 'passed' if above else 'refused')}")
+        if answer.second_look:  # refused at first, read again over focused passages
+            looked = ui(L, "passed" if answer.second_look == "answered" else "refused")
+            graded = f"{ui(L, 'grade')} {answer.focus_grade:.2f} → " if answer.focus_grade is not None else ""
+            gate += f"  \n**{ui(L, 'second_look')}:** {graded}{looked}"
         judged = [s.judged for s in answer.sentences or answer.draft if s.judged is not None]
         if judged:  # sentences the embedding check missed, read by the model
             confirmed = sum(p >= judge_threshold for p in judged)

@@ -138,6 +138,7 @@ def answer_json(answer: Answer) -> dict:
             "withdrawn": answer.withdrawn, "draft": [sentence_json(s) for s in answer.draft],
             "retried": answer.retried, "first_draft": [sentence_json(s) for s in answer.first_draft],
             "relevance": None if answer.relevance is None else round(answer.relevance, 4), "grade": answer.grade,
+            "second_look": answer.second_look, "focus_grade": answer.focus_grade,
             "citations": answer.citations,
             "sources": [{**source_json(n, h), "shown": answer.shown.get(n)} for n, h in enumerate(answer.sources, start=1)],
             "sentences": [sentence_json(s) for s in answer.sentences],

@@ -8,7 +8,10 @@
 3. the time from the question to the first sentence shown (checked, and
    for an English question translated from the Chinese draft), by language;
 4. the end-to-end CLI (``python -m rag.ask``) in a fresh process, first run
-   (cold: models and index read from disk) and second run (warm page cache).
+   (cold: models and index read from disk) and second run (warm page cache);
+5. the time to a refusal of an out-of-scope question that reaches the
+   grader, with the first look only and with the second look over focused
+   passages (``Settings.focus`` "refusal"; ``--refusals N``).
 
 Both sides use one model file and the same decoding settings; each measured
 call is preceded by a call with a different question so that only the system
@@ -38,6 +41,13 @@ QUESTIONS = [
     "什么是思维链？",
 ]
 PRIMER = "什么是涌现能力？"
+# Out of scope, but near enough to the corpus to pass the gate: refused by the grader or the check.
+OUT_OF_SCOPE = [
+    "What is catastrophic forgetting when fine-tuning, and how can it be mitigated?",
+    "RWKV 是怎么把 RNN 式的线性复杂度推理和 Transformer 式的并行训练结合起来的？",
+    "How does the ROME model-editing method locate and overwrite a fact stored in the weights?",
+    "推理服务里的 chunked prefill（分块预填充）是怎么平衡首 token 延迟和整体吞吐的？",
+]
 
 
 def _raw_stream(llama, messages, settings: Settings) -> dict:
@@ -103,6 +113,27 @@ def bench_chain_vs_raw(settings: Settings, questions: list[str]) -> dict:
     return {"rows": rows, "summary": summary}
 
 
+def bench_refusals(settings: Settings, questions: list[str]) -> dict:
+    """Seconds from the question to the refusal, with the first look only and with the second."""
+    from .service import build_chain
+
+    chain = build_chain(settings)
+    chain.invoke(PRIMER)
+    rows = []
+    for q in questions:
+        row = {"question": q}
+        for focus in ("off", "refusal"):
+            started = time.perf_counter()
+            answer = chain.with_settings(settings.with_(focus=focus)).invoke(q)
+            row[focus] = {"seconds": time.perf_counter() - started, "refused": answer.refused,
+                          "reason": answer.refusal_reason, "second_look": answer.second_look}
+        rows.append(row)
+    refused = [r for r in rows if r["off"]["refused"] and r["refusal"]["refused"]]
+    summary = {f"{focus}_median": statistics.median(r[focus]["seconds"] for r in refused) if refused else None
+               for focus in ("off", "refusal")}
+    return {"rows": rows, "summary": summary}
+
+
 def bench_cli(question: str, settings: Settings) -> dict:
     command = [sys.executable, "-m", "rag.ask", "--index", str(settings.index_dir), "--corpus",
                str(settings.corpus_dir), "--model", settings.llm_model, question]
@@ -124,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="llama-cpp preset or .gguf path (default qwen2.5-coder-1.5b)")
     parser.add_argument("--index")
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--refusals", type=int, default=len(OUT_OF_SCOPE),
+                        help="out-of-scope questions timed to their refusal (0: skip)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(False)
@@ -132,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                           "platform": platform.platform()},
               "model": settings.llm_model, "threads": settings.threads, "context_tokens": settings.context_tokens}
     result["chain_vs_raw"] = bench_chain_vs_raw(settings, QUESTIONS[: args.questions])
+    if args.refusals:
+        result["refusals"] = bench_refusals(settings, OUT_OF_SCOPE[: args.refusals])
     if not args.skip_cli:
         result["cli_seconds"] = bench_cli("什么是模型幻觉？", settings)
     if args.json:
@@ -152,6 +187,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {row['question'][:40]:40} tokens {row['prompt_tokens']:4}  ttft {row['raw_ttft']:.2f}/{row['chain_ttft']:.2f}"
               f" (total {row['chain_ttft_total']:.2f})"
               f"  tok/s {row['raw_tokens_per_s']:.1f}/{row['chain_tokens_per_s']:.1f}")
+    if "refusals" in result:
+        r = result["refusals"]["summary"]
+        if r["off_median"] is not None:
+            print(f"  out of scope, to the refusal: first look only {r['off_median']:.2f} s, "
+                  f"with the second look {r['refusal_median']:.2f} s (median)")
+        for row in result["refusals"]["rows"]:
+            print(f"    {row['question'][:40]:40} {row['off']['seconds']:.2f} s ({row['off']['reason']}) / "
+                  f"{row['refusal']['seconds']:.2f} s ({row['refusal']['reason'] or 'answered'}, "
+                  f"second look: {row['refusal']['second_look']})")
     if "cli_seconds" in result:
         c = result["cli_seconds"]
         print(f"  CLI end to end: first {c['first']:.1f} s, second {c['second']:.1f} s, --no-llm {c['no_llm']:.1f} s")

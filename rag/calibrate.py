@@ -2,7 +2,7 @@
 ``python -m rag.calibrate --citations ANSWERS.jsonl [--sample N --seed S]``
 ``python -m rag.calibrate --gate-sweep ANSWERS.jsonl [--with-grade G]``
 ``python -m rag.calibrate --grade ANSWERS.jsonl [--max-false-refusals 0.025]``
-``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J] [--with-retry R] [--with-share S] [--recheck]``
+``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J] [--with-retry R] [--with-share S] [--recheck] [--second-look DUMPS [--with-second-look T2]] [--questions FILES]``
 ``python -m rag.calibrate --judge ANSWERS.jsonl [--write]``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
@@ -34,6 +34,9 @@ the unanswerable questions answered and the answerable ones refused. One slow
 run of a question set then gives the figures of every setting of the three layers.
 ``--recheck`` first checks the claims the dumps left unsupported again with
 the current citation checker (its ninth-round changes only add support).
+``--questions`` (the dumps' question files) says, for each answerable question
+refused, where its gold text was: in what the model was shown, only among the
+passages retrieved, or nowhere in them; which layer to work on next follows.
 
 With ``--judge``: the sentence judge (rag/grade.py) reads every claim of the
 dumps that the citation check left unsupported and a passage could still state,
@@ -62,11 +65,12 @@ import json
 import random
 
 from . import lang
-from .citations import stands
+from .citations import parse_markers, stands
 from .cli import ProgressBars, run, setup_logging
 from .config import Settings
 from .errors import RagError
-from .evaluation import load_questions
+from .evaluation import gold_position, load_questions
+from .terms import novel_terms, title_case_names
 
 
 def choose_threshold(answerable: list[float], max_false_refusals: float) -> float:
@@ -155,14 +159,23 @@ def _check_replayable(answers: list[dict]) -> None:
                        "nothing (RAG_GATE=0 RAG_GRADE=1e-9 python -m rag.eval ... --dump)")
 
 
+# The refusals a second look over focused passages follows (rag.chain, Settings.focus "refusal").
+SECOND_LOOK = ("grade", "unsupported", "model")
+
+
 def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | None = None,
-           retry: float | None = None, share: float | None = None) -> dict:
+           retry: float | None = None, share: float | None = None, second: list[dict] | None = None,
+           second_grade: float = 0.0) -> dict:
     """``rag.eval``'s refusal and support figures as if the dump had been made at
     gate ``gate``, grader threshold ``grade``, judge threshold ``judge`` (None:
     the verdicts as dumped), retry threshold ``retry`` and answer-level share
     ``share`` (``replayed``) from a dump made with the first two off: the layers
     after them decode greedily, so their verdicts carry over, up to llama.cpp's
     prompt-cache reuse, which can flip a translation; docs/EVAL.md.
+    With ``second`` (rows of the same questions answered over focused passages,
+    ``RAG_FOCUS=always``), a question refused (``SECOND_LOOK``) takes its second
+    look: answered if its focused row, replayed at the same settings but graded
+    against ``second_grade`` (when higher than ``grade``), is.
 
     >>> rows = [{"id": "a", "answerable": True, "refused": False, "refusal_reason": None, "relevance": 0.05,
     ...          "grade": 0.9, "lang": "en", "sentences": [{"claim": True, "supported": True}]},
@@ -173,7 +186,21 @@ def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | 
     (1, 0, 1.0, {'grade': 1})
     """
     _check_replayable(answers)
+    _check_replayable(second or [])
     outcomes = {a["id"]: replayed(a, gate, grade, judge, retry, share) for a in answers}
+    focused = {a["id"]: a for a in second or []}
+    looked, unlooked = [], []
+    if second is not None:
+        for i, (reason, _) in list(outcomes.items()):
+            if reason not in SECOND_LOOK:
+                continue
+            if i not in focused:
+                unlooked.append(i)
+                continue
+            looked.append(i)
+            again = replayed(focused[i], gate, max(grade, second_grade), judge, retry, share)
+            if again[0] is None:
+                outcomes[i] = again
     reasons = {i: reason for i, (reason, _) in outcomes.items()}
     answered = [a for a in answers if reasons[a["id"]] is None]
     verdicts = {i: claims for i, (_, claims) in outcomes.items()}
@@ -184,6 +211,7 @@ def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | 
         if reason:
             refused_by[reason] = refused_by.get(reason, 0) + 1
     return {"gate": gate, "grade": grade, "judge": judge, "retry": retry, "share": share,
+            **({} if second is None else {"second_grade": max(grade, second_grade)}),
             "unanswerable": sum(not a["answerable"] for a in answers),
             "unanswerable_refused": sum(bool(reasons[a["id"]]) for a in answers if not a["answerable"]),
             "answerable": sum(a["answerable"] for a in answers),
@@ -193,7 +221,10 @@ def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | 
             "refused_by": refused_by,
             "answered_unanswerable": [a["id"] for a in answers if not a["answerable"] and not reasons[a["id"]]],
             "refused_answerable": [f"{a['id']}:{reasons[a['id']]}" for a in answers
-                                   if a["answerable"] and reasons[a["id"]]]}
+                                   if a["answerable"] and reasons[a["id"]]],
+            **({} if second is None else {
+                "second_look_answered": [i for i in looked if reasons[i] is None],
+                "second_look_missing": unlooked})}
 
 
 def gate_sweep(answers: list[dict], thresholds: list[float], grade: float = 0.0) -> list[dict]:
@@ -288,6 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recheck", action="store_true",
                         help="with --replay: check the dumped claims left unsupported again with the current "
                              "citation checker, whose changes since the dumps only add support; loads the models")
+    parser.add_argument("--second-look", metavar="DUMPS",
+                        help="with --replay: dumps of the same questions answered with RAG_FOCUS=always (and the "
+                             "gate and grader as for --replay): a question refused takes a second look over them")
+    parser.add_argument("--with-second-look", type=float, metavar="T2",
+                        help="with --second-look: the grade the focused passages must reach (default: the model's)")
+    parser.add_argument("--questions", metavar="FILES",
+                        help="with --replay: the dumps' question files, comma-separated: where each refused "
+                             "answerable question's gold text was (shown / retrieved / missing); loads the models")
     parser.add_argument("--write", action="store_true",
                         help="with --judge: store each doubtful claim's probability in the dumps")
     parser.add_argument("--negatives", type=int, default=60,
@@ -307,19 +346,27 @@ def main(argv: list[str] | None = None) -> int:
         return print_gate_sweep(answers, args.json, args.with_grade or 0.0)
     if args.replay:
         answers = load_answers(args.replay)
+        chain = _chain(settings) if args.recheck or args.questions else None
+        second = load_answers(args.second_look) if args.second_look else None
         if args.recheck:
-            chain = _chain(settings)
             answers = recheck(chain, answers)
-            rechecked = [f"{a['id']}: {s['text'].strip()}" for a in answers
-                         for key in ("first_draft", "draft", "sentences") for s in a.get(key) or []
-                         if s.get("rechecked")]
-            print(json.dumps({"rechecked_supported": rechecked}, ensure_ascii=False, indent=None if args.json else 1))
+            second = recheck(chain, second) if second else second
+            rechecked = {verdict: [f"{a['id']}: {s['text'].strip()}" for a in answers + (second or [])
+                                   for key in ("first_draft", "draft", "sentences") for s in a.get(key) or []
+                                   if s.get("rechecked") and s["supported"] == (verdict == "rechecked_supported")]
+                         for verdict in ("rechecked_supported", "rechecked_unsupported")}
+            print(json.dumps(rechecked, ensure_ascii=False, indent=None if args.json else 1))
         gate = settings.gate_threshold if args.gate is None else args.gate
         grade = settings.grade_in_force if args.with_grade is None else args.with_grade
         judge = settings.judge_in_force if args.with_judge is None else args.with_judge
         retry = settings.retry_in_force if args.with_retry is None else args.with_retry
-        print(json.dumps(replay(answers, gate, grade, judge, retry, args.with_share), ensure_ascii=False,
-                         indent=None if args.json else 1))
+        second_grade = settings.second_look_in_force if args.with_second_look is None else args.with_second_look
+        figures = replay(answers, gate, grade, judge, retry, args.with_share, second, second_grade)
+        if args.questions:
+            refused = {r.split(":")[0] for r in figures["refused_answerable"]}
+            figures["refused_answerable_gold"] = gold_whereabouts(
+                chain, [a for a in answers if a["id"] in refused], args.questions)
+        print(json.dumps(figures, ensure_ascii=False, indent=None if args.json else 1))
         return 0
     if args.grade:
         answers = load_answers(args.grade)
@@ -417,14 +464,33 @@ def model_passages(chain, row: dict, row_of: dict[str, int]) -> tuple[list, "np.
     return passages, chain.retriever.vectors([p.hit for p in passages])
 
 
+def gold_whereabouts(chain, answers: list[dict], question_files: str) -> dict[str, list[str]]:
+    """Where the gold text of each of ``answers`` was: among the passages its
+    model was shown (``model_passages``), only among those retrieved (the
+    budget left it out), or in none of them (``missing``); ids by place."""
+    gold = {q.id: q.gold for path in question_files.split(",") for q in load_questions(path)}
+    row_of = rows_by_text(chain.retriever.index)
+    places: dict[str, list[str]] = {"shown": [], "retrieved": [], "missing": []}
+    for a in answers:
+        if a["id"] not in gold:
+            raise RagError(f"{a['id']} is in none of the question files {question_files}")
+        shown = [p.text for p in model_passages(chain, a, row_of)[0]]
+        place = ("shown" if gold_position(shown, gold[a["id"]]) else
+                 "retrieved" if gold_position([x["text"] for x in a["sources"]], gold[a["id"]]) else "missing")
+        places[place].append(a["id"])
+    return places
+
+
 def recheck(chain, answers: list[dict]) -> list[dict]:
     """The dumps' rows with every claim the citation check left unsupported
     checked again by the current checker, against the passages that row's model
     was given. The checker's changes since the dumps (the ninth round's
-    code-value rule and code's names for things, docs/EVAL.md) only add support,
-    so the supported claims need no second look. A claim now supported is
-    marked ``"rechecked": true``. An English claim is checked as drafted
-    (``source``), as the chain checks it."""
+    code-value rule and code's names for things, docs/EVAL.md) add support; the
+    one that takes it away (the tenth round's runs of capitalised words, an
+    acronym's expansion, ``rag.terms.title_case_names``) is decided by the words
+    alone, so a supported claim needs only that rule. A claim whose verdict
+    changes is marked ``"rechecked": true``. An English claim is checked as
+    drafted (``source``), as the chain checks it."""
     row_of = rows_by_text(chain.retriever.index)
     out = []
     for a in answers:
@@ -442,6 +508,11 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
                     if now.supported:
                         s = {**s, "supported": True, "citations": now.citations, "score": now.score,
                              "rechecked": True}
+                elif s.get("claim", True) and s["supported"] and title_case_names(s.get("source") or s["text"]):
+                    given = given or model_passages(chain, a, row_of)
+                    text = parse_markers(s.get("source") or s["text"])[0]
+                    if novel_terms(text, " ".join(p.text for p in given[0]), a["question"]):
+                        s = {**s, "supported": False, "citations": [], "score": 0.0, "rechecked": True}
                 rechecked.append(s)
             a[key] = rechecked
         out.append(a)
@@ -538,9 +609,8 @@ def calibrate_citations(chain, dump: str, as_json: bool) -> int:
 
     import numpy as np
 
-    from .citations import CitationChecker, Thresholds, parse_markers
+    from .citations import CitationChecker, Thresholds
     from .prompts import Passage
-    from .terms import novel_terms
 
     answers = load_answers(dump)
     index = chain.retriever.index

@@ -30,7 +30,7 @@ from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 from . import lang
 from .citations import CitationChecker, SentenceBuffer, parse_markers, render, stands
 from .config import Settings
-from .excerpt import semantic
+from .excerpt import Focus
 from .gate import RelevanceGate, closest_topics
 from .grade import PassageGrader, SentenceJudge
 from .llm import token_counter
@@ -83,8 +83,9 @@ class AnswerChain:
     def __init__(self, retriever: Retriever, chat_model, settings: Settings, rewriters: list[Rewriter],
                  checker: CitationChecker, gate: RelevanceGate | None = None,
                  translator: SentenceTranslator | None = None, grader: PassageGrader | None = None,
-                 judge: SentenceJudge | None = None):
+                 judge: SentenceJudge | None = None, focus: Focus | None = None):
         self.retriever = retriever
+        self.focus = focus or Focus(retriever.embedder)
         self.gate = gate or RelevanceGate(settings.gate_threshold)
         self.chat_model = chat_model
         self.settings = settings
@@ -110,21 +111,25 @@ class AnswerChain:
         state.timings["retrieve"] = time.perf_counter() - started
         return state
 
-    def prompt(self, state: State) -> State:
+    def prompt(self, state: State, focus: bool | None = None) -> State:
+        """The passages (focused with ``focus``; by default as ``Settings.focus``
+        says for a first look) and the messages for the model."""
         started = time.perf_counter()
-        state.passages = self.passages(state.retrieval.hits, state.queries)
+        state.passages = self.passages(state.retrieval.hits, state.queries, focus)
         state.draft_language = self.draft_language(state)
         state.messages = build_messages(state.question, state.draft_language, state.passages)
         state.prompt_tokens = sum(self.count_tokens(str(m.content)) for m in state.messages)
         state.timings["prompt"] = time.perf_counter() - started
         return state
 
-    def passages(self, hits: list, queries: list[str] = ()) -> list[Passage]:
-        """The passages the model is given for these hits, within the prompt budget,
-        cut down to what bears on ``queries`` (the question and its rewrites) unless
-        ``Settings.focus`` is off."""
-        focus = semantic(self.retriever.embedder, queries) if self.settings.focus and queries else None
-        return select_passages(hits, self.settings.context_tokens, self.count_tokens, focus=focus)
+    def passages(self, hits: list, queries: list[str] = (), focus: bool | None = None) -> list[Passage]:
+        """The passages the model is given for these hits, within the prompt budget:
+        whole, in rank order, or with ``focus`` (default: ``Settings.focus`` is
+        "always") each cut down to what bears on ``queries`` (the question and its rewrites)."""
+        if focus is None:
+            focus = self.settings.focus == "always"
+        relevance = self.focus.relevance(queries) if focus and queries else None
+        return select_passages(hits, self.settings.context_tokens, self.count_tokens, focus=relevance)
 
     def draft_language(self, state: State) -> str:
         """The passages' language when a translator can put the checked sentences
@@ -141,11 +146,41 @@ class AnswerChain:
                                     unknown_terms=decision.unknown)
                 continue
             state = self.prompt(state)
-            grade = self.grade(state)
-            if grade is not None and grade < self.grader.threshold:
-                yield self._refusal(state, "grade", {"ttft": 0.0, "generate": 0.0}, grade=grade)
-            else:
-                yield from self._generate(state, grade)
+            answer = yield from self._answer(state)
+            if answer.refused and self.settings.focus == "refusal":
+                answer = yield from self._second_look(state, answer)
+            yield answer
+
+    def _answer(self, state: State, threshold: float | None = None) -> Generator[Delta | Retry, None, Answer]:
+        """The grade, then the reply (``_generate``) or, under ``threshold`` (default: the grader's), a refusal."""
+        grade = self.grade(state)
+        if grade is not None and grade < (self.grader.threshold if threshold is None else threshold):
+            return self._refusal(state, "grade", {"ttft": 0.0, "generate": 0.0}, grade=grade)
+        return (yield from self._generate(state, grade))
+
+    def _second_look(self, state: State, refused: Answer) -> Generator[Delta | Retry, None, Answer]:
+        """A refused question asked once more over the same hits focused
+        (``rag.excerpt``): every ranked passage cut down to its lines nearest the
+        question, so that an answer in a passage the budget left out, or deep in a
+        long one, is in front of the model (Corrective RAG's knowledge refinement,
+        taken as the corrective action). Graded, against a higher bar
+        (``Settings.second_look_in_force``: focused lines look more on topic than
+        whole passages), and checked like the first look; nothing answered at the
+        first look changes. When focusing shows nothing
+        new, or the second look refuses too, the first refusal stands."""
+        focused = self.prompt(replace(state, timings=dict(state.timings)), focus=True)
+        if focused.shown == state.shown:
+            return refused
+        if refused.withdrawn:
+            yield Retry(withdrawn=True)
+        answer = yield from self._answer(focused, self.settings.second_look_in_force)
+        if answer.refused:
+            timings = {f"second_look_{k}": v for k, v in answer.timings.items() if k in ("prompt", "grade", "generate")}
+            return replace(refused, second_look=answer.refusal_reason, focus_grade=answer.grade,
+                           timings={**refused.timings, **timings})
+        timings = {f"first_look_{k}": v for k, v in refused.timings.items() if k in ("grade", "generate")}
+        return replace(answer, second_look="answered", grade=refused.grade, focus_grade=answer.grade,
+                       timings={**answer.timings, **timings})
 
     def grade(self, state: State) -> float | None:
         """The model's probability that the passages state the answer, or None without a grader."""
@@ -156,7 +191,7 @@ class AnswerChain:
         state.timings["grade"] = time.perf_counter() - started
         return grade
 
-    def _generate(self, state: State, grade: float | None = None) -> Iterator[Delta | Retry | Answer]:
+    def _generate(self, state: State, grade: float | None = None) -> Generator[Delta | Retry, None, Answer]:
         """The answer, streamed; a reply refused as unsupported is asked for once
         more (``retries``) with ``retry_messages`` (same passages: llama.cpp reuses the prefix).
         Asked to copy the answering words first, the model often writes what the
@@ -175,7 +210,7 @@ class AnswerChain:
             if "first_sentence" in timings:
                 timings["first_sentence"] += spent
             answer = replace(answer, retried=True, first_draft=first.draft, timings=timings)
-        yield answer
+        return answer
 
     def retries(self, grade: float | None) -> bool:
         """Whether a reply refused as unsupported is asked for again: only when the
@@ -325,7 +360,7 @@ class AnswerChain:
         r = self.retriever
         return AnswerChain(Retriever(r.index, r.embedder, settings, r.rewriters), self.chat_model, settings,
                            self.rewriters, self.checker, self.gate, translator=self.translator, grader=self.grader,
-                           judge=self.judge)
+                           judge=self.judge, focus=self.focus)
 
     # -- composition ----------------------------------------------------------
 

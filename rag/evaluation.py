@@ -116,7 +116,9 @@ def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
     * ``judged`` / ``confirmed``: claims of the shown answers the citation check
       left doubtful and put to the sentence judge, and how many it confirmed;
     * ``retried`` / ``retried_answered``: replies refused as unsupported and asked
-      for again, and how many of the second replies stood.
+      for again, and how many of the second replies stood;
+    * ``second_looks`` / ``second_look_answered``: questions refused at the first
+      look and read again over focused passages, and how many were then answered.
     """
     answered = [(q, a) for q, a in pairs if not a.refused]
     unanswerable = [a for q, a in pairs if not q.answerable]
@@ -145,4 +147,6 @@ def answer_metrics(pairs: list[tuple[Question, Answer]]) -> dict:
         "confirmed": sum(s.judged is not None and s.supported for s in sentences),
         "retried": sum(a.retried for _, a in pairs),
         "retried_answered": sum(a.retried for _, a in answered),
+        "second_looks": sum(a.second_look is not None for _, a in pairs),
+        "second_look_answered": sum(a.second_look == "answered" for _, a in pairs),
     }

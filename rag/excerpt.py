@@ -4,22 +4,27 @@ The prompt's passage budget (``Settings.context_tokens``) holds about two of the
 five passages retrieval ranks. On the ten held-out sets the answer was among
 the five for 94.5 % of the answerable questions but in what the model was shown
 for only 86.5 % (docs/EVAL.md, ninth round): a question about one line of a long
-training script needs that line, not the script's first half. So, with
-``Settings.focus`` (``RAG_FOCUS=1``), a passage that does not fit its share of
-the budget is cut down to the lines and sentences nearest the question, in
-their own order, with "…" where something was left out, instead of being cut
-at the end or left out.
+training script needs that line, not the script's first half. So a focused
+passage that does not fit its share of the budget is cut down to the lines and
+sentences nearest the question, in their own order, with "…" where something
+was left out, instead of being cut at the end or left out.
 
-It is off by default: lines chosen for being near the question make passages
-that do not answer it look as if they did, to the passage grader and to the
-model (held-out 11 answered "what is grokking?" from them; docs/EVAL.md).
+The chain uses it for a second look at a question the first look, over whole
+passages, refused (``Settings.focus`` "refusal", the default): lines chosen for
+being near the question make passages that do not answer it look as if they
+did, to the passage grader and to the model (held-out 11 answered "what is
+grokking?" from them), so a focused prompt is graded against a higher bar
+(docs/EVAL.md, tenth round).
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from .lexical import tokenize
 
@@ -64,15 +69,43 @@ def semantic(embedder, queries: list[str], lexical_weight: float = 0.05) -> Call
 
     On the held-out sets this put the answer in front of the model for 363 of
     400 answerable questions against 346 without cutting (docs/EVAL.md, ninth round)."""
-    question_vectors = embedder.embed_queries(list(queries))
-    words = lexical(set(tokenize(" ".join(queries))))
+    return Focus(embedder, lexical_weight).relevance(queries)
 
-    def score(units: list[str]) -> list[float]:
-        cosines = (embedder.embed_passages(units) @ question_vectors.T).max(axis=1)
-        overlap = words(units)
-        top = max(overlap) or 1.0
-        return [float(c) + lexical_weight * o / top for c, o in zip(cosines, overlap)]
-    return score
+
+class Focus:
+    """``semantic`` scoring that keeps the units' vectors: a passage's lines are
+    the same from one question to the next, and embedding them is most of the
+    cost of focusing (0.8 s a question uncached, docs/BENCHMARKS.md)."""
+
+    def __init__(self, embedder, lexical_weight: float = 0.05, keep: int = 50_000):
+        self.embedder = embedder
+        self.lexical_weight = lexical_weight
+        self.keep = keep  # units: 384 floats each, ~75 MB at most
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def vectors(self, units: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(u for u in units if u not in self._vectors))
+        if missing:
+            for unit, vector in zip(missing, self.embedder.embed_passages(missing)):
+                self._vectors[unit] = vector
+        for unit in units:
+            self._vectors.move_to_end(unit)
+        while len(self._vectors) > self.keep:
+            self._vectors.popitem(last=False)
+        return np.stack([self._vectors[u] for u in units]) if units else np.zeros((0, 0), dtype=np.float32)
+
+    def relevance(self, queries: list[str]) -> Callable[[list[str]], list[float]]:
+        question_vectors = self.embedder.embed_queries(list(queries))
+        words = lexical(set(tokenize(" ".join(queries))))
+
+        def score(units: list[str]) -> list[float]:
+            if not units:
+                return []
+            cosines = (self.vectors(units) @ question_vectors.T).max(axis=1)
+            overlap = words(units)
+            top = max(overlap) or 1.0
+            return [float(c) + self.lexical_weight * o / top for c, o in zip(cosines, overlap)]
+        return score
 
 
 def excerpt(text: str, relevance: Callable[[list[str]], list[float]], budget: int,

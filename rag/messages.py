@@ -75,6 +75,7 @@ UI = {
         "reason_model": "the model said the passages do not answer the question",
         "reason_unsupported": "too few sentences of the reply were supported by a passage",
         "retried": "Asked again: the first reply was not supported by the passages",
+        "second_look": "Second look, over the passages cut down to the lines nearest the question",
         "tokens": "Tokens", "prompt_tokens": "prompt", "completion_tokens": "completion",
         "timings": "Timings", "stage": "stage", "ms": "ms", "tokens_per_s": "tokens/s",
         # knowledge-base page
@@ -127,6 +128,7 @@ UI = {
         "reason_model": "模型认为这些段落无法回答该问题",
         "reason_unsupported": "回答中得到段落支持的句子太少",
         "retried": "重新作答：第一次的回答没有得到段落支持",
+        "second_look": "二次检视：段落只保留与问题最相关的句子后再读一遍",
         "tokens": "Token 数", "prompt_tokens": "提示", "completion_tokens": "生成",
         "timings": "各阶段耗时", "stage": "阶段", "ms": "毫秒", "tokens_per_s": "token/秒",
         "kb_title": "知识库", "kb_caption": "回答所依据的文档。改动会在后台建立索引，期间对话照常可用。",

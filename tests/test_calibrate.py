@@ -8,6 +8,7 @@ import pytest
 
 from helpers import run_module
 from rag.calibrate import choose_threshold, citation_pairs
+from rag.errors import RagError
 
 
 def answer(qid: str, section: str, sentence: str, passage: str, answerable: bool = True, refused: bool = False):
@@ -215,3 +216,76 @@ def test_recheck_supports_what_the_current_checker_supports_and_replay_counts_it
     before, after = replay(rows, 0.02, 0.3, 0.0), replay(again, 0.02, 0.3, 0.0)
     assert (before["answerable_refused"], after["answerable_refused"]) == (2, 1)
     assert after["refused_answerable"] == ["wrong:unsupported"]
+
+
+def test_recheck_takes_support_from_an_expansion_no_passage_states(session_retriever):
+    """The one rule that takes support away since the dumps, runs of capitalised
+    words, is applied to the claims a dump judged supported (held-out 11's v010)."""
+    from rag.calibrate import recheck, replay
+    from rag.chain import AnswerChain
+    from rag.citations import CitationChecker
+
+    retriever = session_retriever
+    gpt = next(c for c in retriever.index.chunks if "GPT2Tokenizer" in c.text and "Generative" not in c.text)
+    chain = AnswerChain(retriever, object(), retriever.settings, [],
+                        CitationChecker(retriever.embedder, retriever.all_vectors()))
+    rows = [{"id": qid, "lang": "en", "answerable": True, "refused": False, "refusal_reason": None,
+             "relevance": 0.05, "grade": 0.5, "question": "What is the full English name behind the abbreviation GPT?",
+             "sources": [{"text": gpt.text}],
+             "sentences": [{"text": claim, "citations": [1], "supported": True, "score": 0.72, "claim": True}]}
+            for qid, claim in (("expanded", "GPT stands for Generative Pre-trained Transformer [1]."),
+                               ("stated", "The passage loads a pretrained GPT-2 model with GPT2Tokenizer [1]."))]
+    again = recheck(chain, rows)
+    assert [r["sentences"][0]["supported"] for r in again] == [False, True]
+    assert again[0]["sentences"][0]["rechecked"] and "rechecked" not in again[1]["sentences"][0]
+    assert replay(again, 0.02, 0.3, 0.0)["refused_answerable"] == ["expanded:unsupported"]
+
+
+def test_replay_gives_a_refused_question_its_second_look_over_focused_passages():
+    from rag.calibrate import replay
+
+    def row(qid, answerable, reason, grade, supported=True):
+        return {"id": qid, "answerable": answerable, "lang": "en", "refused": reason is not None,
+                "refusal_reason": reason, "relevance": 0.05, "grade": grade,
+                "sentences": [{"claim": True, "supported": supported}]}
+
+    first = [row("a", True, None, 0.8), row("b", True, None, 0.2), row("c", True, "unsupported", 0.5),
+             row("u", False, None, 0.25), row("v", False, "unknown", None), row("w", False, None, 0.1)]
+    second = [row("b", True, None, 0.4), row("c", True, "unsupported", 0.5), row("u", False, None, 0.35),
+              row("a", True, "model", 0.1)]  # a first look that answered is never looked at again
+    plain = replay(first, 0.02, 0.3)
+    assert plain["refused_answerable"] == ["b:grade", "c:unsupported"] and "second_look_answered" not in plain
+    looked = replay(first, 0.02, 0.3, second=second)
+    assert looked["refused_answerable"] == ["c:unsupported"] and looked["answered_unanswerable"] == ["u"]
+    assert looked["second_look_answered"] == ["b", "u"] and looked["second_look_missing"] == ["w"]
+    assert looked["claims"] == 3 and looked["supported"] == 1.0
+    assert replay(first, 0.02, 0.36, second=second)["answered_unanswerable"] == []  # graded again, at the same bar
+    higher = replay(first, 0.02, 0.3, second=second, second_grade=0.38)  # or a higher one for focused passages
+    assert higher["answered_unanswerable"] == [] and higher["second_look_answered"] == ["b"]
+    assert higher["second_grade"] == 0.38
+
+
+def test_gold_whereabouts_says_whether_the_answer_was_shown_retrieved_or_missing(session_retriever, tmp_path):
+    """``--replay --questions``: where each refused answerable question's gold text was."""
+    from rag.calibrate import gold_whereabouts
+    from rag.chain import AnswerChain
+    from rag.citations import CitationChecker
+
+    retriever = session_retriever
+    chain = AnswerChain(retriever, object(), retriever.settings, [],
+                        CitationChecker(retriever.embedder, retriever.all_vectors()))
+    lora = next(c for c in retriever.index.chunks if "低秩" in c.text)
+    other = next(c for c in retriever.index.chunks if "低秩" not in c.text and "LoRA" not in c.text)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"id": i, "question": f"问题{i}", "lang": "zh", "gold": ["低秩"]}) + "\n"
+                                 for i in ("shown", "retrieved", "missing")), encoding="utf-8")
+
+    def row(qid, sources):
+        return {"id": qid, "sources": [{"text": c.text, "shown": c.text if shown else None} for c, shown in sources]}
+
+    rows = [row("shown", [(other, True), (lora, True)]), row("retrieved", [(other, True), (lora, False)]),
+            row("missing", [(other, True)])]
+    assert gold_whereabouts(chain, rows, str(questions)) == {
+        "shown": ["shown"], "retrieved": ["retrieved"], "missing": ["missing"]}
+    with pytest.raises(RagError, match="none of the question files"):
+        gold_whereabouts(chain, [row("elsewhere", [])], str(questions))

@@ -45,7 +45,6 @@ def run(chain: AnswerChain, question: str) -> tuple[list[Delta], Answer]:
     events = list(chain.stream(question))
     assert isinstance(events[-1], Answer) and all(isinstance(e, (Delta, Retry)) for e in events[:-1])
     retries = [i for i, e in enumerate(events) if isinstance(e, Retry)]
-    assert len(retries) <= 1
     start = retries[-1] + 1 if retries else 0
     return events[start:-1], events[-1]
 
@@ -254,7 +253,9 @@ def test_passages_the_grader_finds_do_not_answer_are_refused_before_the_model_wr
     deltas, answer = run(chain, "什么是 LoRA？")
     assert answer.refused and answer.refusal_reason == "grade" and answer.grade == 0.1 and not deltas
     assert answer.text == "知识库中没有找到相关内容。" and answer.topics
-    assert chain.grader.asked == [("什么是 LoRA？", len(chain.passages(answer.sources)))]
+    whole, focused = (chain.passages(answer.sources, answer.queries, focus=f) for f in (False, True))
+    assert chain.grader.asked == [("什么是 LoRA？", len(whole)), ("什么是 LoRA？", len(focused))]  # and a second look
+    assert answer.second_look == "grade"
     assert next(chain.chat_model.messages, None) is not None  # the scripted reply was never asked for
     assert "grade" in answer.timings
 
@@ -336,7 +337,8 @@ UNGROUNDED = ["澳大利亚的首都是堪培拉。", "悉尼歌剧院建于上�
 
 
 def graded_chain(session_retriever, replies: list[str], grade: float, retry_threshold: float) -> AnswerChain:
-    chain = scripted_chain(session_retriever, replies, retry_threshold=retry_threshold)
+    """The retry on its own: no second look over focused passages (tested below)."""
+    chain = scripted_chain(session_retriever, replies, retry_threshold=retry_threshold, focus="off")
     chain.grader = Grader(grade)
     return chain
 
@@ -363,7 +365,7 @@ def test_under_the_retry_threshold_or_with_retry_off_a_refused_reply_stays_refus
 
 
 def test_without_a_grader_a_refused_reply_is_not_asked_for_again(session_retriever):
-    chain = scripted_chain(session_retriever, [UNGROUNDED[0], LORA], retry_threshold=0.55)
+    chain = scripted_chain(session_retriever, [UNGROUNDED[0], LORA], retry_threshold=0.55, focus="off")
     assert chain.grader is None and not chain.retries(None)
     assert run(chain, "什么是 LoRA？")[1].refusal_reason == "unsupported"
 
@@ -427,6 +429,25 @@ def test_the_real_model_answers_the_retry_from_the_passages(real_chain):
 
 
 @pytest.mark.slow
+def test_the_real_model_answers_at_the_second_look_from_a_line_the_first_look_did_not_show(real_chain):
+    """The second look with the local model and the real embedder: the first reply
+    is refused (scripted), and the focused passages put in front of the model the
+    line of code that answers, which the whole passages in rank order left out
+    (held-out 3's k018); the model's second reply is checked like any other."""
+    question = "情感分析示例中，训练集和测试集是按什么比例划分的？随机种子设的是多少？"
+    chain = real_chain.with_settings(real_chain.settings.with_(focus="refusal", retry_threshold=0.0))
+    chain.chat_model = FirstReplyScripted(real_chain.chat_model, UNGROUNDED[0])
+    answer = chain.invoke(question)
+    gold = "random_state=42"
+    whole = chain.passages(answer.sources, answer.queries, focus=False)
+    assert not any(gold in p.text for p in whole)
+    assert answer.second_look == "answered" and not answer.refused, answer.draft
+    assert any(gold in text for text in answer.shown.values())
+    assert gold in str(chain.chat_model.asked[1][1].content)
+    assert any("42" in s.text and s.supported for s in answer.sentences), answer.text
+
+
+@pytest.mark.slow
 def test_the_real_model_as_judge_reads_a_value_in_code_that_the_embedding_check_misses(real_chain):
     """"数据划分用的种子是 42" is what ``random_state=42`` says; the embedder and word
     overlap cannot see it, and it names the identifier in words the code-value rule
@@ -460,6 +481,80 @@ def test_the_service_gives_the_chain_a_judge_only_when_a_threshold_is_set():
     assert isinstance(judge, SentenceJudge) and judge.threshold == 0.7 and judge.chat_model is model
 
 
+# --- the second look over focused passages (Settings.focus "refusal") ----------------------------
+
+class Grades:
+    """A passage grader that gives these grades in turn."""
+
+    def __init__(self, *grades: float, threshold: float = 0.3):
+        self.grades, self.threshold = list(grades), threshold
+        self.asked: list[list[str]] = []
+
+    def __call__(self, question: str, passages: list) -> float:
+        self.asked.append([p.text for p in passages])
+        return self.grades[len(self.asked) - 1]
+
+
+def second_look_chain(session_retriever, replies: list[str], *grades: float, focus: str = "refusal") -> AnswerChain:
+    chain = scripted_chain(session_retriever, replies, focus=focus, retry_threshold=0.0)
+    chain.grader = Grades(*grades)
+    return chain
+
+
+def test_a_question_the_grader_refuses_is_graded_again_over_focused_passages_and_answered(session_retriever):
+    chain = second_look_chain(session_retriever, [LORA], 0.1, 0.7)
+    deltas, answer = run(chain, "LoRA 是怎么减少微调参数的？")
+    whole, focused = chain.grader.asked
+    assert whole != focused and len(focused) > len(whole)  # every ranked passage, cut down: more of them seen
+    assert focused == [p.text for p in chain.passages(answer.sources, answer.queries, focus=True)]
+    assert not answer.refused and answer.second_look == "answered" and deltas
+    assert (answer.grade, answer.focus_grade) == (0.1, 0.7)  # the first look's grade is kept
+    assert answer.shown == dict(enumerate(focused, start=1)) and answer.timings["first_look_grade"] >= 0
+
+
+def test_when_the_second_look_refuses_too_the_first_refusal_stands(session_retriever):
+    chain = second_look_chain(session_retriever, [LORA], 0.1, 0.2)
+    deltas, answer = run(chain, "LoRA 是怎么减少微调参数的？")
+    assert answer.refused and answer.refusal_reason == "grade" and answer.second_look == "grade" and not deltas
+    assert (answer.grade, answer.focus_grade) == (0.1, 0.2) and len(chain.grader.asked) == 2
+    assert answer.shown == dict(enumerate(chain.grader.asked[0], start=1))  # what the first look showed
+    assert next(chain.chat_model.messages, None) is not None  # the model was never asked to write
+
+
+def test_the_second_look_is_graded_against_its_own_higher_bar(session_retriever):
+    chain = second_look_chain(session_retriever, [LORA], 0.1, 0.35)
+    chain.settings = chain.settings.with_(second_look_threshold=0.4)
+    assert chain.settings.second_look_in_force == 0.4
+    _, answer = run(chain, "LoRA 是怎么减少微调参数的？")
+    assert answer.refused and answer.second_look == "grade" and answer.focus_grade == 0.35
+    assert chain.settings.with_(second_look_threshold=0.2).second_look_in_force == 0.3  # never under the grader's
+
+
+def test_a_withdrawn_reply_is_cleared_before_the_second_look_answers(session_retriever):
+    chain = second_look_chain(session_retriever, [LORA + "".join(UNGROUNDED), LORA], 0.8, 0.8)
+    events = list(chain.stream("LoRA 是怎么减少微调参数的？"))
+    at = next(i for i, e in enumerate(events) if isinstance(e, Retry))
+    assert events[at].withdrawn and any(isinstance(e, Delta) for e in events[:at])
+    answer = events[-1]
+    assert not answer.refused and answer.second_look == "answered" and not answer.retried
+    assert "".join(d.text for d in events[at + 1:-1]).strip() == answer.text
+
+
+@pytest.mark.parametrize("focus", ["off", "always"])
+def test_without_the_refusal_setting_there_is_no_second_look(session_retriever, focus):
+    chain = second_look_chain(session_retriever, [LORA], 0.1, 0.9, focus=focus)
+    _, answer = run(chain, "LoRA 是怎么减少微调参数的？")
+    assert answer.refusal_reason == "grade" and answer.second_look is None and len(chain.grader.asked) == 1
+
+
+def test_no_second_look_when_focusing_would_show_the_model_the_same(session_retriever, monkeypatch):
+    chain = second_look_chain(session_retriever, [LORA], 0.1, 0.9)
+    whole = chain.passages
+    monkeypatch.setattr(chain, "passages", lambda hits, queries=(), focus=None: whole(hits, queries, False))
+    _, answer = run(chain, "LoRA 是怎么减少微调参数的？")
+    assert answer.refusal_reason == "grade" and answer.second_look is None and len(chain.grader.asked) == 1
+
+
 def test_a_chain_with_other_per_question_settings_keeps_every_component(session_retriever):
     """The app answers through ``with_settings``; it once dropped the grader and the
     translator, so the app refused less and drafted in the question's language."""
@@ -468,5 +563,5 @@ def test_a_chain_with_other_per_question_settings_keeps_every_component(session_
     chain = base.with_settings(base.settings.with_(top_k=3, strict=True))
     assert (chain.settings.top_k, chain.settings.strict) == (3, True)
     assert chain.retriever.settings.top_k == 3 and chain.retriever.index is base.retriever.index
-    for part in ("chat_model", "checker", "gate", "translator", "grader", "judge", "rewriters"):
+    for part in ("chat_model", "checker", "gate", "translator", "grader", "judge", "rewriters", "focus"):
         assert getattr(chain, part) is getattr(base, part), part

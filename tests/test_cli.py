@@ -197,7 +197,8 @@ def test_bench_reports_ttft_speed_and_first_sentence_by_language(session_index, 
     """``rag.bench`` runs (it is how BENCHMARKS.md is made); its figures are not judged here."""
     monkeypatch.setenv("RAG_CORPUS", str(session_index.corpus_dir))
     monkeypatch.setenv("RAG_INDEX", str(session_index.index_dir))
-    proc = run_module("rag.bench", "--questions", "2", "--skip-cli", "--json", "--model", "qwen2.5-coder-0.5b")
+    proc = run_module("rag.bench", "--questions", "2", "--refusals", "1", "--skip-cli", "--json",
+                      "--model", "qwen2.5-coder-0.5b")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     rows, summary = result["chain_vs_raw"]["rows"], result["chain_vs_raw"]["summary"]
@@ -208,6 +209,9 @@ def test_bench_reports_ttft_speed_and_first_sentence_by_language(session_index, 
     answered = [r for r in rows if not r["refused"]]
     assert answered and all(r["chain_first_sentence_total"] >= r["chain_ttft_total"] for r in answered)
     assert {f"chain_first_sentence_{r['language']}" for r in answered} <= set(summary)
+    (refusal,) = result["refusals"]["rows"]  # an out-of-scope question, first look only and with the second
+    assert refusal["off"]["seconds"] > 0 and refusal["refusal"]["seconds"] > 0
+    assert refusal["off"]["second_look"] is None
 
 
 def test_eval_bad_question_file_exits_1(tmp_path, session_index):

