@@ -26,8 +26,10 @@ class ExplodingChat(GenericFakeChatModel):
 
 
 def make_chain(retriever, reply: str | None, **settings) -> AnswerChain:
+    """A chain whose model gives ``reply``; the first look's layers alone unless ``focus``
+    says otherwise (the second look over focused passages has its tests in test_chain.py)."""
     model = ExplodingChat(messages=iter([])) if reply is None else GenericFakeChatModel(messages=iter([AIMessage(reply)]))
-    s = retriever.settings.with_(**settings)
+    s = retriever.settings.with_(**{"focus": "off", **settings})
     return AnswerChain(retriever, model, s, retriever.rewriters,
                        CitationChecker(retriever.embedder, retriever.all_vectors()))
 
@@ -67,6 +69,18 @@ def test_reply_from_the_models_own_knowledge_becomes_a_refusal(session_retriever
     deltas, answer = run(chain, "澳大利亚的首都是哪里？")
     assert deltas == [] and answer.refused and answer.refusal_reason == "unsupported"
     assert answer.text == "知识库中没有找到相关内容。"
+
+
+def test_the_second_look_does_not_make_the_models_own_knowledge_an_answer(session_retriever):
+    """The default second look reads focused passages; the same reply from the model's
+    own knowledge is refused there too, and the first refusal stands."""
+    model = GenericFakeChatModel(messages=iter([AIMessage("澳大利亚的首都是堪培拉 [1]。")] * 2))
+    chain = AnswerChain(session_retriever, model, session_retriever.settings.with_(gate_threshold=0.0),
+                        session_retriever.rewriters,
+                        CitationChecker(session_retriever.embedder, session_retriever.all_vectors()))
+    assert chain.settings.focus == "refusal"
+    _, answer = run(chain, "澳大利亚的首都是哪里？")
+    assert answer.refused and answer.refusal_reason == "unsupported" and answer.second_look == "unsupported"
 
 
 def test_question_about_names_the_knowledge_base_never_mentions_is_refused_before_the_llm(session_retriever):
