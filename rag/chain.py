@@ -2,6 +2,7 @@
 
     question -> rewrite -> retrieve -> gate -> prompt -> grade -> LLM -> citations -> judge -> translate -> Answer
                                                           (a reply the check refuses, graded answerable: LLM once more)
+                                       (refused after the gate: the same from a focused prompt, against a higher bar)
 
 ``AnswerChain.runnable()`` is ``prepare | generate``: ``prepare`` is two
 ``RunnableLambda`` steps over a ``State``; ``generate`` is a
@@ -14,7 +15,9 @@ unsupported is put to the model itself once the reply is complete
 more, the passage's own words first (``prompts.retry_messages``): a ``Retry``
 event tells a reader to clear what it showed. The model drafts in the
 passages' language; a sentence is put into the question's language only
-after it has been checked (``rag.translate``). It ends with the ``Answer``.
+after it has been checked (``rag.translate``). A question refused by the
+grader, the model or the check takes a second look over the passages cut to
+the lines that bear on it (``_second_look``). It ends with the ``Answer``.
 Nothing runs at import time.
 """
 
