@@ -484,8 +484,10 @@ def gold_whereabouts(chain, answers: list[dict], question_files: str) -> dict[st
 def recheck(chain, answers: list[dict]) -> list[dict]:
     """The dumps' rows with every claim the citation check left unsupported
     checked again by the current checker, against the passages that row's model
-    was given. The checker's changes since the dumps (the ninth round's
-    code-value rule and code's names for things, docs/EVAL.md) add support; the
+    was given, and the question's rewordings the row records (``queries``). The
+    checker's changes since the dumps (the ninth round's code-value rule and
+    code's names for things; the eleventh's qualified names and the question's
+    rewordings as its words, docs/EVAL.md) add support; the
     one that takes it away (the tenth round's runs of capitalised words, an
     acronym's expansion, ``rag.terms.title_case_names``) is decided by the words
     alone, so a supported claim needs only that rule. A claim whose verdict
@@ -504,7 +506,7 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
                 if s.get("claim", True) and not s["supported"] and s.get("judged") is None:
                     given = given or model_passages(chain, a, row_of)
                     text = (s.get("source") or s["text"]).strip()
-                    now = chain.checker.check([text], *given, a["question"])[0]
+                    now = chain.checker.check([text], *given, a["question"], a.get("queries", [])[1:])[0]
                     if now.supported:
                         s = {**s, "supported": True, "citations": now.citations, "score": now.score,
                              "rechecked": True}

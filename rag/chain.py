@@ -78,6 +78,11 @@ class State:
         return self.draft_language != self.language
 
     @property
+    def rewordings(self) -> list[str]:
+        """The question's other forms retrieval searched with (its Chinese translation)."""
+        return self.queries[1:]
+
+    @property
     def shown(self) -> dict[int, str]:
         return {p.n: p.text for p in self.passages}
 
@@ -276,7 +281,8 @@ class AnswerChain:
                 return  # the question asked back, the prompt's wording, "see passage [1]"
             if bare_words(bare) in {bare_words(c.text) for c in checked}:
                 return  # said before
-            sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question)[0]
+            sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question,
+                                          state.rewordings)[0]
             checked.append(sentence)
             target = self.checker.candidate(sentence, state.passages, vectors, state.question) if self.judge else None
             if target is not None:

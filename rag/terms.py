@@ -144,6 +144,9 @@ class Vocabulary:
 
     >>> Vocabulary(['device = torch.device("cuda")']).knows("GPU")
     True
+    >>> v = Vocabulary(["from torch.utils.data import Dataset; GPT-3 有 3 层, 5 个头"])
+    >>> v.knows("torch.utils.data.Dataset"), v.knows("torch.utils.data.Sampler"), v.knows("GPT-3.5")
+    (True, False, False)
     """
 
     def __init__(self, texts):
@@ -161,7 +164,15 @@ class Vocabulary:
                 del glossary[en]
 
     def knows(self, term: str) -> bool:
-        return any(form in self.words for form in _forms(term))
+        """Whether the texts name ``term``; a qualified name counts when they name
+        its qualifier and its last part ("torch.utils.data.Dataset" after
+        ``from torch.utils.data import Dataset``; "model.generate")."""
+        if any(form in self.words for form in _forms(term)):
+            return True
+        qualifier, dot, name = term.lower().rpartition(".")
+        # Identifiers only: "3.5" is a number, not 5 qualified by 3.
+        return (dot == "." and qualifier[:1].isalpha() and name[:1].isalpha()
+                and qualifier in self.words and self.knows(name))
 
     def unknown(self, terms: list[str]) -> list[str]:
         return [t for t in terms if not self.knows(t)]

@@ -218,3 +218,34 @@ def test_a_value_the_passages_code_sets_stated_in_chinese_is_supported_and_cited
     assert not wrong.supported and wrong.citations == []
     more = checker.check(["生成结果的最大长度设成了50，这样能避免模型幻觉并提高翻译的准确率。"], given, vectors4, question)[0]
     assert not more.supported  # the value vouches for nothing beyond itself
+
+
+def test_an_english_questions_chinese_form_counts_as_its_words_for_a_code_value_but_not_for_numbers(
+        checker_and_passages):
+    """Held-out w019: asked in English, the model drafts in Chinese and restates the
+    question ("防止模型生成重复的相邻两个词"); those words are the question's, in the
+    form retrieval searched with. A number from that form is not: the small
+    model's "translation" of held-out t051 answered it ("…是在 2016 年被引入的")."""
+    checker, passages, vectors = checker_and_passages
+    code = _passage(4, "def chat(prompt):\n    ids = model.generate(inputs, max_length=4096, no_repeat_ngram_size=2)")
+    given = passages + [code]
+    vectors4 = np.vstack([vectors, checker.embedder.embed_passages([code.text])])
+    question = "Which generate() argument keeps the model from repeating the same pair of tokens?"
+    reworded = ["在 generate() 中，哪个参数防止模型生成重复的相邻两个词？"]
+    sentence = "在 `model.generate` 方法中，`no_repeat_ngram_size=2` 参数用于防止模型生成重复的相邻两个词。"
+    assert not checker.check([sentence], given, vectors4, question)[0].supported
+    assert checker.check([sentence], given, vectors4, question, reworded)[0].citations == [4]
+    answered = ["LoRA 是在 2016 年提出的低秩适应方法。"]  # a "translation" that answers
+    assert not checker.check(["LoRA 是在 2016 年提出的低秩适应方法 [1]。"], given, vectors4,
+                             "When was LoRA introduced?", answered)[0].supported
+
+
+def test_a_qualified_name_is_known_from_its_import():
+    """Held-out s001: ``from torch.utils.data import Dataset`` names torch.utils.data.Dataset."""
+    from rag.terms import novel_terms
+
+    code = "from torch.utils.data import DataLoader, Dataset\n\nclass TextDataset(Dataset):\n    pass"
+    assert novel_terms("TextDataset 继承自 `torch.utils.data.Dataset`。", code) == []
+    assert novel_terms("TextDataset 继承自 `torch.utils.data.IterableDataset`。", code) == [
+        "torch.utils.data.IterableDataset"]
+    assert novel_terms("它用的是 GPT-3.5。", "GPT-3 有 5 个版本") == ["GPT-3.5"]
