@@ -61,21 +61,17 @@ def lexical(terms: set[str]) -> Callable[[list[str]], list[float]]:
     return score
 
 
-def semantic(embedder, queries: list[str], lexical_weight: float = 0.05) -> Callable[[list[str]], list[float]]:
-    """Each unit's cosine to the nearest of ``queries`` (the question and its
-    rewrites: the embedder matches across languages), plus a little of its
-    ``lexical`` score, scaled to the best unit's, to break near-ties in favour of
-    the question's own words.
-
-    On the held-out sets this put the answer in front of the model for 363 of
-    400 answerable questions against 346 without cutting (docs/EVAL.md, ninth round)."""
-    return Focus(embedder, lexical_weight).relevance(queries)
-
-
 class Focus:
-    """``semantic`` scoring that keeps the units' vectors: a passage's lines are
-    the same from one question to the next, and embedding them is most of the
-    cost of focusing (0.8 s a question uncached, docs/BENCHMARKS.md)."""
+    """Scores a passage's units by their cosine to the nearest of the queries
+    (the question and its rewrites: the embedder matches across languages), plus
+    a little of their ``lexical`` score, scaled to the best unit's, to break
+    near-ties in favour of the question's own words. On the held-out sets this
+    put the answer in front of the model for 363 of 400 answerable questions
+    against 346 without cutting (docs/EVAL.md, ninth round).
+
+    It keeps the units' vectors: a passage's lines are the same from one
+    question to the next, and embedding them is most of the cost of focusing
+    (0.8 s a question uncached, docs/BENCHMARKS.md)."""
 
     def __init__(self, embedder, lexical_weight: float = 0.05, keep: int = 50_000):
         self.embedder = embedder
@@ -84,6 +80,7 @@ class Focus:
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def vectors(self, units: list[str]) -> np.ndarray:
+        """The units' vectors (at least one unit), embedding only those not kept."""
         missing = list(dict.fromkeys(u for u in units if u not in self._vectors))
         if missing:
             for unit, vector in zip(missing, self.embedder.embed_passages(missing)):
@@ -92,7 +89,7 @@ class Focus:
             self._vectors.move_to_end(unit)
         while len(self._vectors) > self.keep:
             self._vectors.popitem(last=False)
-        return np.stack([self._vectors[u] for u in units]) if units else np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self._vectors[u] for u in units])
 
     def relevance(self, queries: list[str]) -> Callable[[list[str]], list[float]]:
         question_vectors = self.embedder.embed_queries(list(queries))

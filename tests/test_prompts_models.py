@@ -149,7 +149,7 @@ def test_the_bundled_presets_assemble_to_their_published_checksums(tmp_path):
 def test_focus_with_the_real_embedder_shows_the_line_of_a_lower_ranked_passage_that_answers(session_retriever):
     """Held-out n007: the translation example's last lines set max_length=50; whole
     passages in rank order spend the budget before them, focused ones do not."""
-    from rag.excerpt import semantic
+    from rag.excerpt import Focus
 
     retriever = session_retriever
     question = "机器翻译示例最后做翻译时，生成结果的最大长度设成了多少？"
@@ -157,7 +157,7 @@ def test_focus_with_the_real_embedder_shows_the_line_of_a_lower_ranked_passage_t
     answer = "model.generate(input_ids, max_length=50)"
     assert any(answer in h.chunk.text for h in hits[1:])  # retrieved, not first
     whole = select_passages(hits, 600, estimate_tokens)
-    focused = select_passages(hits, 600, estimate_tokens, focus=semantic(retriever.embedder, [question]))
+    focused = select_passages(hits, 600, estimate_tokens, focus=Focus(retriever.embedder).relevance([question]))
     assert answer not in " ".join(p.text for p in whole)
     assert answer in " ".join(p.text for p in focused)
     assert sum(estimate_tokens(p.text) for p in focused) <= 600
