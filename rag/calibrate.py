@@ -140,6 +140,10 @@ def replayed(a: dict, gate: float, grade: float, judge: float | None = None,
         return "gate", []
     if a.get("grade") is not None and a["grade"] < grade:
         return "grade", []
+    if a.get("second_look") == "answered":
+        # The dumped reply is the second look's (``rag.eval`` with RAG_FOCUS=refusal):
+        # the first look refused it, by the model or the check; ``replay`` takes it as a second look.
+        return "unsupported", []
     replies = [("unsupported", a.get("first_draft") or [])] if a.get("retried") else []
     if not replies or retry is None or 0 < retry <= a["grade"]:
         replies.append((a["refusal_reason"] if a["refused"] else None, reply_sentences(a)))
@@ -175,7 +179,9 @@ def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | 
     With ``second`` (rows of the same questions answered over focused passages,
     ``RAG_FOCUS=always``), a question refused (``SECOND_LOOK``) takes its second
     look: answered if its focused row, replayed at the same settings but graded
-    against ``second_grade`` (when higher than ``grade``), is.
+    against ``second_grade`` (when higher than ``grade``), is. A row of a dump
+    made with the second look on (the default) that it answered holds its own
+    focused row: its reply, graded ``focus_grade``; without ``second`` it is refused.
 
     >>> rows = [{"id": "a", "answerable": True, "refused": False, "refusal_reason": None, "relevance": 0.05,
     ...          "grade": 0.9, "lang": "en", "sentences": [{"claim": True, "supported": True}]},
@@ -184,11 +190,17 @@ def replay(answers: list[dict], gate: float, grade: float = 0.0, judge: float | 
     >>> r = replay(rows, 0.02, 0.3)
     >>> r["unanswerable_refused"], r["answerable_refused"], r["supported"], r["refused_by"]
     (1, 0, 1.0, {'grade': 1})
+    >>> rows[0].update(second_look="answered", focus_grade=0.45)
+    >>> [replay(rows, 0.02, 0.3, **kw)["answerable_refused"] for kw in (
+    ...     {}, {"second": []}, {"second": [], "second_grade": 0.5})]
+    [1, 0, 1]
     """
     _check_replayable(answers)
     _check_replayable(second or [])
     outcomes = {a["id"]: replayed(a, gate, grade, judge, retry, share) for a in answers}
-    focused = {a["id"]: a for a in second or []}
+    own = {a["id"]: {**a, "grade": a.get("focus_grade"), "second_look": None}
+           for a in answers if a.get("second_look") == "answered"}
+    focused = {**own, **{a["id"]: a for a in second or []}}
     looked, unlooked = [], []
     if second is not None:
         for i, (reason, _) in list(outcomes.items()):

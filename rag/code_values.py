@@ -40,6 +40,11 @@ _RETURNED = re.compile(rf"\b(return)\s+({_LITERAL})(?![\w.])")
 _LOOP = re.compile(r"\bfor\s+([A-Za-z_][A-Za-z0-9_]*)\s+in\s+range\(\s*(\d+)\s*\)")
 # f"{loss:.4f}": the value shown to four decimals
 _DECIMALS = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_.]*?)(?:\(\))?\s*:\s*\.(\d)f\s*\}")
+# A variable passed on: dropout=drop_out (a keyword argument), and a call's one
+# argument, named by what it is assigned to and by the callee (self.dropout = nn.Dropout(drop_out)).
+_IDENTIFIER = r"(?!(?:None|True|False)\b)[A-Za-z_][A-Za-z0-9_]*"
+_PASSED = re.compile(rf"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)\s*=\s*({_IDENTIFIER})(?=\s*[,)])")
+_CALLED = re.compile(rf"(?<![\w.])([A-Za-z_][\w.]*)\s*=\s*([A-Za-z_][\w.]*)\(\s*({_IDENTIFIER})\s*\)")
 
 # The words an identifier is made of, as prose says them (mostly in Chinese; an
 # abbreviation also spelled out): general programming vocabulary, not phrases
@@ -97,6 +102,8 @@ def bindings(code: str) -> list[Binding]:
     found += [Binding(m.group(1), m.group(2), _parts(m.group(1))) for m in _LOOP.finditer(code)]
     found += [Binding(m.group(1), m.group(2), _parts(m.group(1))) for m in _RETURNED.finditer(code)]
     found += [Binding(m.group(1), m.group(2), _parts(m.group(1), "decimals")) for m in _DECIMALS.finditer(code)]
+    found += [Binding(m.group(1), m.group(2), _parts(m.group(1))) for m in _PASSED.finditer(code)]
+    found += [Binding(name, m.group(3), _parts(name)) for m in _CALLED.finditer(code) for name in m.group(1, 2)]
     return [b for b in found if b.parts]  # "for _ in range(100)" names nothing
 
 
@@ -105,11 +112,18 @@ def _number(text: str) -> str:
     return str(float(text)) if text[:1].isdigit() and "e" in text.lower() else text
 
 
-def _values(sentence: str) -> tuple[list[tuple[int, str]], str]:
+def _is_variable(value: str) -> bool:
+    return bool(re.fullmatch(_IDENTIFIER, value))
+
+
+def _values(sentence: str, variables: set[str] = frozenset()) -> tuple[list[tuple[int, str]], str]:
     """The values ``sentence`` states, with their positions in the text returned
-    with them, where Chinese counts are digits: "四位小数" states 4."""
+    with them, where Chinese counts are digits: "四位小数" states 4; and where it
+    names one of the ``variables`` the code passes on."""
     text = _COUNTED.sub(lambda m: _CHINESE_DIGITS[m.group(1)], sentence)
-    return [(m.start(), _number(m.group())) for m in _VALUE.finditer(text)], text
+    found = [(m.start(), _number(m.group())) for m in _VALUE.finditer(text)]
+    found += [(m.start(), name) for name in variables for m in re.finditer(rf"(?<![\w.]){re.escape(name)}(?!\w)", text)]
+    return sorted(found), text
 
 
 def _mentions(text: str, found: list[Binding]) -> list[tuple[int, int, Binding]]:
@@ -158,19 +172,26 @@ def states_code_value(sentence: str, passage: str, question: str = "", share: fl
     (True, False)
     >>> states_code_value("最大长度设成了50，这样翻译更准确、更流畅。", code, "最大长度设成了多少？")
     False
+    >>> code = "self.rnn = nn.RNN(dim, num_layers=n_layers)\\nself.dropout = nn.Dropout(drop_out)"
+    >>> states_code_value("Dropout 层的丢弃率取自 `drop_out` 参数。", code, "丢弃率取自哪个参数？")
+    True
+    >>> states_code_value("层数取自 `drop_out` 参数。", code, "层数取自哪个参数？")
+    False
     """
     found = bindings(passage)
     if not found:
         return False
-    values, text = _values(sentence)
+    values, text = _values(sentence, {b.value for b in found if _is_variable(b.value)})
     if not values:
         return False
-    mentions = _mentions(text, found)
+    # A number is named by what sets numbers, a variable by what takes one: "dropout
+    # 设为 0.5" is not contradicted by nn.Dropout(drop_out) passing a variable.
+    mentions = {kind: _mentions(text, [b for b in found if _is_variable(b.value) == kind]) for kind in (False, True)}
     used: list[Binding] = []
     for value in {v for _, v in values}:
         # Each value must be named rightly somewhere ("这个参数是 1，表示只返回一条候选序列":
         # the second 1), and nowhere wrongly ("学习率是 42" for random_state=42).
-        named = [_named_at(position, text, mentions) for position, v in values if v == value]
+        named = [_named_at(position, text, mentions[_is_variable(value)]) for position, v in values if v == value]
         if any(bs and all(b.value != value for b in bs) for bs in named):
             return False
         match = [b for bs in named for b in bs if b.value == value]

@@ -65,3 +65,28 @@ def test_what_the_code_does_not_set_is_not_stated(sentence, question, why):
 
 def test_nothing_is_stated_by_a_passage_without_code():
     assert not states_code_value("秩设为 8。", "LoRA 的秩一般设为 8，可以按任务调整。")
+
+
+MODEL = """
+class SentimentAnalysisModel(nn.Module):
+    def __init__(self, vocab_size, embedding_dim, hidden_dim, output_dim, n_layers, drop_out):
+        self.rnn = nn.RNN(embedding_dim, hidden_dim, num_layers=n_layers, dropout=drop_out, batch_first=True)
+        self.dropout = nn.Dropout(drop_out)
+        self.head = nn.Linear(hidden_dim, output_dim, bias=True)
+p = 0.5
+"""
+
+
+def test_a_variable_the_code_passes_on_stated_in_prose():
+    """Held-out 13, x050: "丢弃率取自 `drop_out` 参数" states what nn.Dropout is given."""
+    found = {(b.identifier, b.value) for b in bindings(MODEL)}
+    assert {("num_layers", "n_layers"), ("dropout", "drop_out"), ("self.dropout", "drop_out"),
+            ("nn.Dropout", "drop_out")} <= found
+    assert ("head", "hidden_dim") not in found  # a call of several arguments: which one is "what it takes"?
+    question = "情感分析模型里单独定义的那个 Dropout 层，丢弃率取自哪个构造参数？"
+    assert states_code_value("在构造函数中，Dropout 层的丢弃率取自 `drop_out` 参数。", MODEL, question)
+    assert states_code_value("RNN 的层数取自 n_layers。", MODEL, "RNN 的层数取自哪个参数？")
+    assert not states_code_value("RNN 的层数取自 drop_out。", MODEL, "RNN 的层数取自哪个参数？")  # the wrong role
+    assert not states_code_value("丢弃率取自 `hidden_dim` 参数。", MODEL, question)  # passed, but not as that
+    # a number is judged by what sets numbers: nn.Dropout(drop_out) does not contradict p = 0.5
+    assert states_code_value("p 设为 0.5。", MODEL, "p 是多少？")
