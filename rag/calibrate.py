@@ -70,7 +70,7 @@ from .cli import ProgressBars, run, setup_logging
 from .config import Settings
 from .errors import RagError
 from .evaluation import gold_position, load_questions
-from .terms import novel_terms, title_case_names
+from .terms import code_spans, novel_terms, title_case_names
 
 
 def choose_threshold(answerable: list[float], max_false_refusals: float) -> float:
@@ -498,12 +498,13 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
     checked again by the current checker, against the passages that row's model
     was given, and the question's rewordings the row records (``queries``). The
     checker's changes since the dumps (the ninth round's code-value rule and
-    code's names for things; the eleventh's qualified names and the question's
-    rewordings as its words, docs/EVAL.md) add support; the
-    one that takes it away (the tenth round's runs of capitalised words, an
-    acronym's expansion, ``rag.terms.title_case_names``) is decided by the words
-    alone, so a supported claim needs only that rule. A claim whose verdict
-    changes is marked ``"rechecked": true``. An English claim is checked as
+    code's names for things; the eleventh's qualified names, variables passed
+    on and the question's rewordings as its words, docs/EVAL.md) add support;
+    those that take it away (the tenth round's runs of capitalised words, an
+    acronym's expansion, ``rag.terms.title_case_names``; the eleventh's quoted
+    code, ``rag.terms.code_spans``) concern only the claims with such words,
+    which are checked again whole. A claim whose verdict changes is marked
+    ``"rechecked": true``; one whose marker moves, ``"recited": true``. An English claim is checked as
     drafted (``source``), as the chain checks it."""
     row_of = rows_by_text(chain.retriever.index)
     out = []
@@ -522,11 +523,15 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
                     if now.supported:
                         s = {**s, "supported": True, "citations": now.citations, "score": now.score,
                              "rechecked": True}
-                elif s.get("claim", True) and s["supported"] and title_case_names(s.get("source") or s["text"]):
+                elif s.get("claim", True) and s["supported"] and any(
+                        rule(s.get("source") or s["text"]) for rule in (title_case_names, code_spans)):
                     given = given or model_passages(chain, a, row_of)
-                    text = parse_markers(s.get("source") or s["text"])[0]
-                    if novel_terms(text, " ".join(p.text for p in given[0]), a["question"]):
-                        s = {**s, "supported": False, "citations": [], "score": 0.0, "rechecked": True}
+                    text = (s.get("source") or s["text"]).strip()
+                    now = chain.checker.check([text], *given, a["question"], a.get("queries", [])[1:])[0]
+                    if not now.supported:
+                        s = {**s, "supported": False, "citations": [], "score": now.score, "rechecked": True}
+                    elif now.citations != s["citations"] and not s.get("source"):  # the marker moved
+                        s = {**s, "citations": now.citations, "score": now.score, "recited": True}
                 rechecked.append(s)
             a[key] = rechecked
         out.append(a)

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import lang
-from .code_values import states_code_value
+from .code_values import quotes_code, states_code_value
 from .embeddings import Embedder
 from .lexical import tokenize
 from .prompts import Passage
-from .terms import novel_terms
+from .terms import import_lines, novel_terms
 from .types import Sentence
 
 MARKER = re.compile(
@@ -198,7 +198,9 @@ class CitationChecker:
         """
         context = " ".join(p.text for p in passages)
         numbers = [p.n for p in passages]
-        text_of = {p.n: p.text for p in passages}
+        # A chunk of code is read with its file's imports, which may sit in another passage.
+        imports = import_lines(context)
+        text_of = {p.n: f"{p.text}\n{imports}" for p in passages}
         parsed = [parse_markers(s) for s in raw_sentences]
         claims = [i for i, (bare, _) in enumerate(parsed) if self.is_claim(bare)]
         texts = [parsed[i][0].strip() for i in claims]
@@ -232,12 +234,16 @@ class CitationChecker:
 
     def stating_code(self, bare: str, passages: list[Passage], question: str = "",
                      rewordings: Sequence[str] = ()) -> list[int]:
-        """The passages whose code sets the values ``bare`` states in prose, and
-        that hold its names ("最大长度设成了50" for ``max_length=50``): words and
-        embeddings cannot tie prose to a line of code (``rag.code_values``)."""
+        """The passages whose code sets the values ``bare`` states in prose, or
+        holds the code it quotes, and that hold its names ("最大长度设成了50" for
+        ``max_length=50``): words and embeddings cannot tie prose to a line of
+        code (``rag.code_values``)."""
         asked = " ".join((question, *rewordings))
-        return [p.n for p in passages if states_code_value(bare, p.text, asked, self.t.overlap_full)
-                and not novel_terms(bare, p.text, question)]
+        imports = import_lines(" ".join(p.text for p in passages))
+        return [p.n for p in passages
+                if (states_code_value(bare, p.text, asked, self.t.overlap_full)
+                    or quotes_code(bare, p.text, asked, self.t.overlap_full))
+                and not novel_terms(bare, f"{p.text}\n{imports}", question)]
 
     def candidate(self, sentence: Sentence, passages: list[Passage], passage_vectors: np.ndarray,
                   question: str = "") -> int | None:

@@ -21,6 +21,8 @@ its value, from ``max_length=50``, ``for epoch in range(3)``, ``{loss:.4f}`` or
   sentence copied from a passage.
 
 Only values are matched here: a name in code is checked as any name is (``rag.terms``).
+A sentence that quotes a passage's code in backticks is tied to it the same way
+(``quotes_code``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import re
 from dataclasses import dataclass
 
 from .lexical import tokenize
+from .terms import code_spans
 
 # A number, or one of Python's literals: what a sentence can state exactly.
 _LITERAL = r"-?\d+(?:\.\d+)?(?:e-?\d+)?|None|True|False"
@@ -60,9 +63,10 @@ _SAID: dict[str, tuple[str, ...]] = {
     "label": ("标签", "类别"), "classes": ("类别", "类"), "vocab": ("词表", "词汇"), "device": ("设备",),
     "temperature": ("温度",), "beams": ("束",), "steps": ("步", "步数"), "step": ("步",),
     "warmup": ("预热",), "weight": ("权重",), "decay": ("衰减",), "momentum": ("动量",),
-    "output": ("输出",), "input": ("输入",), "heads": ("头",), "ratio": ("比例",), "split": ("划分",),
+    "output": ("输出",), "input": ("输入",), "heads": ("头",), "ratio": ("比例",),
     "return": ("返回",), "sequences": ("序列",), "sequence": ("序列",), "ngram": ("n-gram",),
     "repeat": ("重复",), "decimals": ("小数",), "sample": ("采样",), "shuffle": ("打乱",),
+    "split": ("划分", "拆分", "切分"),
     "truncation": ("截断",), "padding": ("填充",),
 }
 # Parts too general to say which identifier a sentence means: "size" is batch_size's and hidden_size's.
@@ -75,6 +79,7 @@ _SETTING = frozenset("设 设成 设为 设置 设置成 设置为 设定 设定
 _CHINESE_DIGITS = {"一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5", "六": "6", "七": "7",
                    "八": "8", "九": "9", "十": "10"}
 _COUNTED = re.compile(rf"([一二两三四五六七八九十])(?=\s*[{_MEASURES}])")
+_CODE_QUOTE = re.compile(r"`[^`]*`")
 _CLAUSE = re.compile(r"[，,；;。！？!?\n]|\.(?=\s|$)")
 _VALUE = re.compile(r"(?<![A-Za-z0-9_.])(?:-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.]*\d)|(?:None|True|False)(?![\w]))")
 
@@ -201,4 +206,44 @@ def states_code_value(sentence: str, passage: str, question: str = "", share: fl
     accounted = set(tokenize(passage)) | set(tokenize(question)) | _SETTING | {v.lower() for _, v in values}
     accounted |= set(tokenize(" ".join(w for b in used for p in b.parts for w in (p, *_SAID.get(p, ())))))
     words = tokenize(text)
+    return bool(words) and sum(w in accounted for w in words) >= share * len(words)
+
+
+def quotes_code(sentence: str, passage: str, question: str = "", share: float = 0.7) -> bool:
+    """Whether ``sentence`` quotes code that ``passage`` holds, in backticks, says
+    in words what the quoted line is about, and says nothing else: "标签是从
+    `batch.label` 取出来的" for ``labels = batch.label`` (标签 is what the line's
+    ``labels`` says), which shares two words with the line it quotes.
+
+    The words about the line must be the line's own (or ``_SAID``'s for them):
+    "计算准确率的 helper 是 `train_model`" and "批次迭代器是用 `TabularDataset`
+    生成的" quote real code for what its line does not do (held-out u015,
+    n040), in the question's words. The rest of the sentence is the passage's,
+    the question's or words of setting, in ``share``.
+
+    >>> code = "def train(model, iterator):\\n    for batch in iterator:\\n        labels = batch.label\\n"
+    >>> quotes_code("标签是从 `batch.label` 取出来的。", code, "标签是从哪个属性取出来的？")
+    True
+    >>> quotes_code("标签是从 `batch.y` 取出来的。", code, "标签是从哪个属性取出来的？")
+    False
+    >>> quotes_code("计算准确率的函数是 `train`。", code, "计算准确率的函数是哪个？")
+    False
+    >>> quotes_code("在训练中，计算准确率的函数是 `train`。", code, "训练中计算准确率的函数是哪个？")
+    False
+    >>> quotes_code("标签取自 `batch.label`，这样训练更稳定、收敛更快。", code, "标签取自哪里？")
+    False
+    """
+    spans = code_spans(sentence)
+    lines = [line for line in passage.lower().splitlines() if any(span.lower() in line for span in spans)]
+    if not spans or not all(any(span.lower() in line for line in lines) for span in spans):
+        return False
+    parts = {p for line in lines for word in re.findall(r"[a-z_][a-z0-9_]*", line) for p in _parts(word)}
+    said = set(tokenize(" ".join(w for p in parts for w in (p, *_SAID.get(p, ())))))
+    for quote in _CODE_QUOTE.finditer(sentence):  # each quote's own clause says what its line is about
+        start = max((m.end() for m in _CLAUSE.finditer(sentence, 0, quote.start())), default=0)
+        end = next((m.start() for m in _CLAUSE.finditer(sentence, quote.end())), len(sentence))
+        if not said & set(tokenize(_CODE_QUOTE.sub(" ", sentence[start:end]))):
+            return False
+    accounted = set(tokenize(passage)) | set(tokenize(question)) | _SETTING | set(tokenize(" ".join(spans)))
+    words = tokenize(sentence)
     return bool(words) and sum(w in accounted for w in words) >= share * len(words)

@@ -103,6 +103,19 @@ def specific_terms(text: str) -> list[str]:
     return numbers + [w for w in _WORD.findall(text) if _specific(w) and w not in numbers]
 
 
+# Code quoted in a sentence: `batch.label`, `no_repeat_ngram_size=2`, `generate()`.
+_CODE_SPAN = re.compile(r"`([\x21-\x5f\x61-\x7e]+?)(?:\(\))?`")
+
+
+def code_spans(text: str) -> list[str]:
+    """The one-token pieces of code ``text`` quotes in backticks (a call's "()" aside).
+
+    >>> code_spans("标签取自 `batch.label`，见 `model.generate()` 和 `微调`。")
+    ['batch.label', 'model.generate']
+    """
+    return _CODE_SPAN.findall(text)
+
+
 # Two or more capitalised words in a row: a proper name or an expansion
 # ("Generative Pre-trained Transformer"). A gloss in brackets after Chinese
 # ("模型分片加载（Model Sharding）") and a bold heading ("**Learning Rate**:")
@@ -135,6 +148,17 @@ def _forms(term: str) -> list[str]:
 
 # What code calls a thing that prose names otherwise: torch.device("cuda") is the GPU.
 _ALIASES = {"cuda": ("gpu", "gpus")}
+_IMPORT = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+(\w+(?:\s*,\s*\w+)*)", re.MULTILINE | re.ASCII)
+
+
+def import_lines(text: str) -> str:
+    """``text``'s "from … import …" lines: a code file's names for what a later
+    chunk of it uses (``random.normal`` after ``from jax import random``).
+
+    >>> import_lines("from jax import random\\nx = random.normal(key)\\n")
+    'from jax import random'
+    """
+    return "\n".join(m.group(0).strip() for m in _IMPORT.finditer(text))
 
 
 class Vocabulary:
@@ -144,9 +168,11 @@ class Vocabulary:
 
     >>> Vocabulary(['device = torch.device("cuda")']).knows("GPU")
     True
-    >>> v = Vocabulary(["from torch.utils.data import Dataset; GPT-3 有 3 层, 5 个头"])
+    >>> v = Vocabulary(["from torch.utils.data import Dataset; GPT-3 有 3 层, 5 个头", "from jax import random, grad"])
     >>> v.knows("torch.utils.data.Dataset"), v.knows("torch.utils.data.Sampler"), v.knows("GPT-3.5")
     (True, False, False)
+    >>> v.knows("jax.random.normal"), v.knows("jax.grad"), v.knows("jax.jit")
+    (False, True, False)
     """
 
     def __init__(self, texts):
@@ -158,6 +184,8 @@ class Vocabulary:
                 self.words.update(re.split(r"[-.]", word))  # "glove.6b.100d" also knows "glove"
                 self.words.update(_ALIASES.get(word, ()))
             self.words.update(n.lower() for n in numbers_in(text))
+            for module, names in _IMPORT.findall(text.lower()):  # from jax import random: jax.random
+                self.words.update(f"{module}.{name.strip()}" for name in names.split(","))
             found = {en for en, zh in glossary.items() if zh in text}
             self.words.update(found)
             for en in found:
@@ -170,8 +198,9 @@ class Vocabulary:
         if any(form in self.words for form in _forms(term)):
             return True
         qualifier, dot, name = term.lower().rpartition(".")
-        # Identifiers only: "3.5" is a number, not 5 qualified by 3.
-        return (dot == "." and qualifier[:1].isalpha() and name[:1].isalpha()
+        # A module path only ("torch.utils.data", "jax.random" from its import): "batch.labels"
+        # is not vouched for by "batch" and "labels" apart. Identifiers only: "3.5" is a number.
+        return (dot == "." and "." in qualifier and qualifier[:1].isalpha() and name[:1].isalpha()
                 and qualifier in self.words and self.knows(name))
 
     def unknown(self, terms: list[str]) -> list[str]:
@@ -190,12 +219,17 @@ def novel_terms(sentence: str, passages: str, question: str = "") -> list[str]:
     ['Azure']
     >>> novel_terms("GPT stands for Generative Pre-trained Transformer.", "加载预训练的 GPT 模型 (Transformers 库)")
     ['Generative', 'Pre-trained']
+    >>> novel_terms("标签取自 `batch.label`。", "text = batch.text"), novel_terms("取自 `batch.text`。", "text = batch.text")
+    (['batch.label'], [])
     """
     context = passages + " " + question
     known, lowered = Vocabulary([context]), context.lower()
     novel = [t for t in specific_terms(sentence) if not known.knows(t) and t.lower() not in lowered]
     novel += [w for w in title_case_names(sentence) if w not in novel and not known.knows(w)
               and w.lower() not in lowered and not all(known.knows(part) for part in w.split("-"))]
+    # Quoted code is quoted from somewhere: "`batch.label`" is not vouched for by a
+    # passage without it, however close (held-out 13, x023, cited the wrong code block).
+    novel += [c for c in code_spans(sentence) if c not in novel and not known.knows(c) and c.lower() not in lowered]
     words = {w.lower() for w in _WORD.findall(sentence)}
     unknown = Vocabulary([passages]).unknown(question_names(question))
     return novel + [n for n in unknown if n.lower() in words and n not in novel]
