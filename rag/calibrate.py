@@ -4,6 +4,7 @@
 ``python -m rag.calibrate --grade ANSWERS.jsonl [--max-false-refusals 0.025]``
 ``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J] [--with-retry R] [--with-share S] [--recheck] [--second-look DUMPS [--with-second-look T2]] [--questions FILES]``
 ``python -m rag.calibrate --judge ANSWERS.jsonl [--write]``
+``python -m rag.calibrate --grade-cache ANSWERS.jsonl [--sample N --seed S]``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
 question file with answerable and unanswerable questions: the highest
@@ -44,6 +45,14 @@ and, as negatives, a seeded sample of supported claims put against another
 question's passages. Prints how many of each it confirms at each threshold;
 ``--write`` stores each doubtful claim's probability in the dumps (``judged``),
 so that ``--replay`` can apply any judge threshold to them.
+
+With ``--grade-cache``: whether a dump's grade is the grade a live run gives
+(``--replay`` assumes it is). llama.cpp reuses the KV cache for the prefix a
+prompt shares with the one before, so the same prompt is evaluated in
+different batches: N seeded rows graded near the threshold (0.15–0.6) are
+graded again after another question, at once again, and from an empty
+cache, beside the dump's grade; and whether any verdict at the grader's
+threshold differs. Llama-cpp models only.
 
 With ``--citations``: shows how the citation checker's support threshold
 (``Thresholds.support``) separates sentences from the passages they came
@@ -314,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                              "--with-retry and --with-share")
     source.add_argument("--judge", metavar="DUMPS",
                         help="answer dumps, comma-separated: what the sentence judge confirms at each threshold")
+    source.add_argument("--grade-cache", metavar="DUMPS",
+                        help="answer dumps, comma-separated: their grades against live ones in three KV cache states")
     source.add_argument("--gate-sweep", metavar="DUMP",
                         help="answer dump made with RAG_GATE=0: what the pipeline refuses at each gate threshold")
     parser.add_argument("--max-false-refusals", type=float, default=0.025)
@@ -390,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     chain = _chain(settings)
+    if args.grade_cache:
+        rows = grade_cache(chain, load_answers(args.grade_cache), args.sample or 20, args.seed)
+        print(json.dumps(grade_cache_summary(rows, chain.settings.grade_in_force), indent=None if args.json else 1))
+        return 0
     if args.citations:
         return calibrate_citations(chain, args.citations, args.json)
     if args.judge:
@@ -425,6 +440,45 @@ def _chain(settings: Settings):
     chain = build_chain(settings, progress=bars)
     bars.close()
     return chain
+
+
+def grade_cache(chain, answers: list[dict], n: int, seed: int) -> list[dict]:
+    """``n`` seeded rows of ``answers`` graded between 0.15 and 0.6, each graded
+    live after the row before it (another question's prompt in the KV cache), at
+    once again (its own), and after the cache is emptied (``--grade-cache``)."""
+    from .chain import State
+
+    pool = [a for a in answers if a.get("grade") is not None and 0.15 <= a["grade"] <= 0.6 and a.get("queries")]
+    picked = random.Random(seed).sample(pool, min(n, len(pool)))
+    llama = chain.chat_model.llama  # llama-cpp only: the cache is what is measured
+    rows, before = [], None
+    for a in picked:
+        state = State(question=a["question"], language=lang.detect(a["question"]), queries=a["queries"])
+        state = chain.prompt(chain.retrieve(state))
+        if before is not None:
+            chain.grade(before)
+        after_other = chain.grade(state)
+        again = chain.grade(state)
+        llama.reset()
+        rows.append({"id": a["id"], "dump": a["grade"], "after_other": after_other, "again": again,
+                     "fresh": chain.grade(state)})
+        before = state
+    return rows
+
+
+def grade_cache_summary(rows: list[dict], threshold: float) -> dict:
+    """The rows, the mean and largest gap of each state to the empty cache's
+    grade, and the ids whose verdict at ``threshold`` is not the same in all.
+
+    >>> rows = [{"id": "a", "dump": 0.31, "after_other": 0.31, "again": 0.31, "fresh": 0.29}]
+    >>> grade_cache_summary(rows, 0.3)["verdict_differs"], grade_cache_summary(rows, 0.3)["dump"]
+    (['a'], {'mean': 0.02, 'max': 0.02})
+    """
+    gaps = {k: [abs(r[k] - r["fresh"]) for r in rows] for k in ("dump", "after_other", "again")}
+    return {"rows": rows, **{k: {"mean": round(sum(g) / len(g), 4), "max": round(max(g), 4)}
+                             for k, g in gaps.items() if g},
+            "verdict_differs": [r["id"] for r in rows
+                                if len({r[k] >= threshold for k in ("dump", "after_other", "again", "fresh")}) > 1]}
 
 
 def load_answers(paths: str) -> list[dict]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import run_module
+from helpers import PROJECT_ROOT, run_module
 from rag.calibrate import choose_threshold, citation_pairs
 from rag.errors import RagError
 
@@ -289,3 +289,23 @@ def test_gold_whereabouts_says_whether_the_answer_was_shown_retrieved_or_missing
         "shown": ["shown"], "retrieved": ["retrieved"], "missing": ["missing"]}
     with pytest.raises(RagError, match="none of the question files"):
         gold_whereabouts(chain, [row("elsewhere", [])], str(questions))
+
+
+@pytest.mark.slow
+def test_grade_cache_grades_dumped_rows_live_in_three_cache_states(session_index):
+    """The real 0.5B as grader over two held-out 13 rows (graded by the 1.5B when dumped)."""
+    from rag.calibrate import grade_cache, grade_cache_summary, load_answers
+    from rag.grade import PassageGrader
+    from rag.service import build_chain
+
+    chain = build_chain(session_index.settings.with_(llm_model="qwen2.5-coder-0.5b", temperature=0.0))
+    chain.grader = PassageGrader(chain.chat_model, 0.3)
+    answers = load_answers(str(PROJECT_ROOT / "docs" / "answers-heldout13-1.5b.jsonl"))
+    rows = grade_cache(chain, answers, 2, seed=1)
+    assert len(rows) == 2
+    dumped = {a["id"]: a["grade"] for a in answers}
+    for r in rows:
+        assert r["dump"] == dumped[r["id"]] and 0.15 <= r["dump"] <= 0.6
+        assert all(0.0 <= r[k] <= 1.0 for k in ("after_other", "again", "fresh"))
+    summary = grade_cache_summary(rows, 0.3)
+    assert summary["rows"] == rows and set(summary["verdict_differs"]) <= {r["id"] for r in rows}
