@@ -14,6 +14,7 @@ from rag.terms import Vocabulary, novel_terms, question_names, specific_terms
     ("Llama 2 是在什么开源许可证下发布的？", ["Llama"]),
     ("what is lora", []),                                  # nothing capitalised, nothing specific
     ("Why do I need Python? Does it help.", ["Python"]),     # "I" is grammar; "Does" opens a sentence
+    ("What do the Chinese-LLM notes say about Ring All-Reduce?", ["LLM", "Ring", "All-Reduce"]),  # "Chinese" qualifies
 ])
 def test_question_names(question, names):
     assert question_names(question) == names
