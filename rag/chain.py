@@ -38,7 +38,7 @@ from .gate import RelevanceGate, closest_topics
 from .grade import PassageGrader, SentenceJudge
 from .llm import token_counter
 from .messages import t
-from .prompts import (NOT_FOUND, Passage, bare_messages, bare_words, build_messages, is_echo, retry_messages,
+from .prompts import (NOT_FOUND, Passage, bare_messages, bare_words, build_messages, is_echo, is_label, retry_messages,
                       select_passages)
 from .retrieve import Retriever
 from .rewrite import Rewriter, expand
@@ -270,6 +270,8 @@ class AnswerChain:
                     begun = time.perf_counter()
                     s = self._translated(s, state.language)
                     spent["translate"] += time.perf_counter() - begun
+                    if bare_words(s.text) in {bare_words(k.text) for k in kept}:
+                        continue  # two drafted sentences, one translation ("主要包括以下步骤：" twice)
                 kept.append(s)
                 spent.setdefault("first_sentence", time.perf_counter() - started)
                 yield Delta(render([s], state.language), s)
@@ -277,8 +279,8 @@ class AnswerChain:
 
         def emit(raw_sentence: str) -> Iterator[Delta]:
             bare = parse_markers(raw_sentence)[0]
-            if NOT_FOUND in raw_sentence or is_echo(bare):
-                return  # the question asked back, the prompt's wording, "see passage [1]"
+            if NOT_FOUND in raw_sentence or is_echo(bare) or is_label(bare, state.passages):
+                return  # the question asked back, the prompt's wording or a passage's header, "see passage [1]"
             if bare_words(bare) in {bare_words(c.text) for c in checked}:
                 return  # said before
             sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question,

@@ -165,6 +165,21 @@ def bare_messages(question: str, language: str) -> list[BaseMessage]:
     return [SystemMessage("You are a helpful assistant."), HumanMessage(f"{question.strip()}\n\n{ask}")]
 
 
+def is_label(sentence: str, passages: list[Passage]) -> bool:
+    """A passage's "(section › subsection)" header, or a piece of it, copied into the
+    reply: the prompt's scaffolding, not an answer (1 % of the sentences the 1.5B
+    wrote over the held-out sets). Not shown, as an echo is not.
+
+    >>> p = Passage(1, None, "(算法编程题库 › 1. 使用GLM进行文本分类)\\n代码如下")
+    >>> is_label("(算法编程题库 › 1.", [p]), is_label("算法编程题库 › 1. 使用GLM进行文本分类) 的代码用 BERT。", [p])
+    (True, False)
+    """
+    if "›" not in sentence:  # the separator no prose uses
+        return False
+    bare = bare_words(strip_enumeration(sentence))
+    return bool(bare) and any(bare in bare_words(p.text.split("\n", 1)[0]) for p in passages)
+
+
 def _passage_text(hit: Hit) -> str:
     c = hit.chunk
     where = c.section_label or c.title

@@ -122,6 +122,23 @@ def test_a_repeated_sentence_is_shown_once(session_retriever):
     assert [s.text for s in answer.sentences] == ["LoRA 在大模型的特定层中注入低秩矩阵。", "它只微调少量参数。"]
 
 
+def test_two_drafted_sentences_with_one_translation_are_shown_once(session_retriever):
+    draft = "LoRA 在大模型的特定层中注入低秩矩阵 [1]。它只微调少量参数 [1]。LoRA 在大模型的特定层里注入低秩矩阵 [1]。"
+    translator = Dictionary({**LORA_EN, "LoRA 在大模型的特定层里注入低秩矩阵。": "LoRA injects low-rank matrices into "
+                                                                        "specific layers of the model. "})
+    _, answer = run(scripted_chain(session_retriever, draft, translator), "What is LoRA?")
+    assert [s.text for s in answer.sentences] == list(LORA_EN.values())
+
+
+def test_a_passage_header_copied_into_the_reply_is_not_shown(session_retriever):
+    _, first = run(scripted_chain(session_retriever, LORA_DRAFT), "什么是 LoRA？")
+    chunk = first.sources[0].chunk
+    header = f"({chunk.section_label or chunk.title})"
+    _, answer = run(scripted_chain(session_retriever, f"{header}\n{LORA_DRAFT}"), "什么是 LoRA？")
+    assert [s.text for s in answer.sentences] == list(LORA_EN), header
+    assert header not in answer.text
+
+
 def test_missing_marker_is_attached_and_bogus_marker_dropped(session_retriever):
     _, answer = run(scripted_chain(session_retriever, "LoRA 冻结大模型的主权重，并注入低秩矩阵进行微调 [9]。"), "什么是 LoRA？")
     assert 9 not in answer.citations and answer.citations, answer
