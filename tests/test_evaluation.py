@@ -93,7 +93,7 @@ def test_load_questions(tmp_path):
 
 SETS = ["qa.jsonl", "heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "heldout5.jsonl",
         "heldout6.jsonl", "heldout7.jsonl", "heldout8.jsonl", "heldout9.jsonl", "heldout10.jsonl",
-        "heldout11.jsonl", "heldout12.jsonl", "heldout13.jsonl", "heldout14.jsonl"]
+        "heldout11.jsonl", "heldout12.jsonl", "heldout13.jsonl", "heldout14.jsonl", "heldout15.jsonl"]
 
 
 @pytest.fixture(scope="module", params=SETS)
