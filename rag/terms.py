@@ -138,7 +138,8 @@ def code_spans(text: str) -> list[str]:
 # ("Generative Pre-trained Transformer"). A gloss in brackets after Chinese
 # ("模型分片加载（Model Sharding）") and a bold heading ("**Learning Rate**:")
 # are the model's labels for what a passage says, not names it states.
-_TITLE_RUN = re.compile(r"[A-Z][a-z]+(?:-[A-Za-z]+)*(?:\s+[A-Z][a-z]+(?:-[A-Za-z]+)*)+")
+# Whole words only: "Because LoRA's goal" is no run ("Lo" is not a word).
+_TITLE_RUN = re.compile(r"\b[A-Z][a-z]+(?:-[A-Za-z]+)*\b(?:\s+[A-Z][a-z]+(?:-[A-Za-z]+)*\b)+")
 _GLOSS = re.compile(r"[\u4e00-\u9fff]\s*[（(][^）)]*[）)]|\*\*[^*]+\*\*")
 
 
@@ -149,6 +150,8 @@ def title_case_names(text: str) -> list[str]:
     >>> title_case_names("GPT stands for Generative Pre-trained Transformer. Thanks")
     ['Generative', 'Pre-trained', 'Transformer']
     >>> title_case_names("模型分片加载（Model Sharding）：拆分。**Learning Rate**: adjust. The Model")
+    []
+    >>> title_case_names("Because LoRA's goal is small. Utilizing LangChain's tools.")
     []
     """
     words = []

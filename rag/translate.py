@@ -10,6 +10,10 @@ into the question's language, one sentence at a time, with this translator.
 A translation that is not in the target language, or that states a number or
 name its source sentence does not, is rejected: the caller then shows the
 checked sentence as it was drafted rather than an unchecked rendering of it.
+One that adds names is asked for once more, told which: the 1.5B spells out
+abbreviations ("NSP (Next Sentence Prediction)", "Long Short-Term Memory
+(LSTM)"), and 16 of 378 English answers over the held-out dumps showed a
+Chinese sentence for it.
 
 Chinese counts in 万 and 亿 (10^4, 10^8), English in thousands and billions, so
 "1750 亿" is 175 billion, and the model, told to keep numbers as they are,
@@ -85,9 +89,13 @@ class SentenceTranslator:
         token_counter(self.chat_model)("warm-up")  # a server's model: an estimate, nothing loads
 
     @staticmethod
-    def messages(text: str, target: str) -> list[BaseMessage]:
+    def messages(text: str, target: str, added: list[str] | None = None) -> list[BaseMessage]:
+        """The translation prompt; ``added``: names a first attempt added, to leave out."""
         terms = glossary_terms(text, target)
         hint = (" Translate these terms so: " + "; ".join(f"{a} = {b}" for a, b in terms) + ".") if terms else ""
+        if added:
+            hint += (" The text does not say " + ", ".join(f'"{t}"' for t in added) + ": leave that out, and keep "
+                     "abbreviations as they are written.")
         return [SystemMessage(f"You translate notes on large language models into {_NAMES[target]}. Translate the "
                               "user's text faithfully and completely: add nothing and leave nothing out. Keep code, "
                               "numbers, names and Markdown such as **bold** as they are. Reply with the translation "
@@ -102,16 +110,23 @@ class SentenceTranslator:
         if _CODE.match(text) or not text.strip() or lang.detect(text) == target:
             return text
         prefix, body = split_enumeration(western_amounts(text) if target == "en" else text)
-        reply = self.chat_model.invoke(self.messages(body.strip(), target), max_tokens=self.max_tokens,
-                                       temperature=0.0, stop=["<|im_end|>", "\n\n"])
-        translated = str(reply.content).strip().strip('"“”')
-        if not translated or lang.detect(translated) != target:
-            return ""
-        if novel_terms(translated, body):
-            return ""  # a number or name the drafted sentence does not state
+        translated, added = self._attempt(body, target)
+        if added:
+            translated, added = self._attempt(body, target, added)
+        if not translated or added:
+            return ""  # no reply in the target language, or a number or name the drafted sentence does not state
         translated = strip_enumeration(translated) if prefix else translated
         # English sentences are spaced, Chinese ones are not; a line break stays.
         trail = text[len(text.rstrip()):]
         if "\n" not in trail:
             trail = " " if target == "en" else ""
         return prefix + translated + trail
+
+    def _attempt(self, body: str, target: str, added: list[str] | None = None) -> tuple[str, list[str]]:
+        """One translation of ``body`` ("" if not in ``target``) and the names and numbers it adds."""
+        reply = self.chat_model.invoke(self.messages(body.strip(), target, added), max_tokens=self.max_tokens,
+                                       temperature=0.0, stop=["<|im_end|>", "\n\n"])
+        translated = str(reply.content).strip().strip('"“”')
+        if not translated or lang.detect(translated) != target:
+            return "", []
+        return translated, novel_terms(translated, body)

@@ -171,7 +171,8 @@ def test_a_name_the_passages_do_not_contain_is_novel_but_known_names_are_not():
     from rag.terms import novel_terms
 
     context = "LoRA 在特定层中注入低秩矩阵。GAN 生成人脸，如 StyleGAN2。"
-    assert novel_terms("The LoRA paper was written by Yann LeCun.", context) == ["LeCun", "Yann"]
+    assert novel_terms("The LoRA paper was written by Yann LeCun.", context) == ["LeCun"]
+    assert novel_terms("The LoRA paper was written by Yann Lecun.", context) == ["Yann", "Lecun"]
     assert novel_terms("Pretrained GANs such as StyleGAN2 generate faces.", context) == []
     assert novel_terms("Data preparation matters.", context) == []  # ordinary capitalised prose is not a name
 

@@ -66,7 +66,7 @@ def test_chinese_amounts_reach_the_model_in_western_units_and_a_copied_count_is_
     source = "例如，175B 表示模型拥有 1750 亿个参数。"
     model = Recorder("For example, 175B means the model has 1750 billion parameters.")
     assert SentenceTranslator(model).translate(source, "en") == ""  # 1750 is not in what it was given
-    assert model.asked == ["例如，175B 表示模型拥有 175 billion 个参数。"]
+    assert model.asked == ["例如，175B 表示模型拥有 175 billion 个参数。"] * 2  # asked again, told it added 1750
     right = Recorder("For example, 175B means the model has 175 billion parameters.")
     assert SentenceTranslator(right).translate(source, "en") == right.reply + " "
 
@@ -90,3 +90,26 @@ def test_the_local_translator_renders_chinese_amounts_and_glossary_terms(session
     amounts = translator.translate("例如，175B 表示模型拥有 1750 亿个参数。", "en")
     assert "1750" not in amounts  # either "175 billion" or rejected ("") and shown as drafted
     assert "instruction" in translator.translate("指令微调的核心在于准备包含明确指令的数据集。", "en").lower()
+
+
+class Replies(Recorder):
+    """A chat model that answers with these replies in turn, and remembers the system prompts."""
+
+    def __init__(self, *replies: str):
+        super().__init__("")
+        self.replies, self.systems = list(replies), []
+
+    def invoke(self, messages, **kwargs):
+        self.reply = self.replies.pop(0)
+        self.systems.append(str(messages[0].content))
+        return super().invoke(messages, **kwargs)
+
+
+def test_a_translation_that_spells_out_an_abbreviation_is_asked_for_again_told_what_it_added():
+    source = "NSP 任务要求模型判断两个句子是否连续。"
+    model = Replies("The NSP (Next Sentence Prediction) task asks whether two sentences are consecutive.",
+                    "The NSP task asks whether two sentences are consecutive.")
+    assert SentenceTranslator(model).translate(source, "en") == model.reply + " "
+    assert '"Next", "Sentence", "Prediction"' in model.systems[1] and "Next" not in model.systems[0]
+    twice = Replies("NSP (Next Sentence Prediction) …", "NSP (Natural Language Processing) …")
+    assert SentenceTranslator(twice).translate(source, "en") == ""  # still adding: shown as drafted
