@@ -5,6 +5,7 @@
 ``python -m rag.calibrate --replay ANSWERS.jsonl [--gate G] [--with-grade T] [--with-judge J] [--with-retry R] [--with-share S] [--recheck] [--second-look DUMPS [--with-second-look T2]] [--questions FILES]``
 ``python -m rag.calibrate --judge ANSWERS.jsonl [--write]``
 ``python -m rag.calibrate --grade-cache ANSWERS.jsonl [--sample N --seed S]``
+``python -m rag.calibrate --translations ANSWERS.jsonl``
 
 With ``--qa``: chooses the relevance gate's threshold (rag/gate.py) from a
 question file with answerable and unanswerable questions: the highest
@@ -53,6 +54,11 @@ different batches: N seeded rows graded near the threshold (0.15–0.6) are
 graded again after another question, at once again, and from an empty
 cache, beside the dump's grade; and whether any verdict at the grader's
 threshold differs. Llama-cpp models only.
+
+With ``--translations``: the sentences of the dumps' English answers that were
+shown in Chinese (no faithful translation came back; code and copied passage
+headers aside), each translated again by the current translator: how many
+come back in English now.
 
 With ``--citations``: shows how the citation checker's support threshold
 (``Thresholds.support``) separates sentences from the passages they came
@@ -325,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="answer dumps, comma-separated: what the sentence judge confirms at each threshold")
     source.add_argument("--grade-cache", metavar="DUMPS",
                         help="answer dumps, comma-separated: their grades against live ones in three KV cache states")
+    source.add_argument("--translations", metavar="DUMPS",
+                        help="answer dumps: English answers' sentences shown in Chinese, translated again")
     source.add_argument("--gate-sweep", metavar="DUMP",
                         help="answer dump made with RAG_GATE=0: what the pipeline refuses at each gate threshold")
     parser.add_argument("--max-false-refusals", type=float, default=0.025)
@@ -404,6 +412,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.grade_cache:
         rows = grade_cache(chain, load_answers(args.grade_cache), args.sample or 20, args.seed)
         print(json.dumps(grade_cache_summary(rows, chain.settings.grade_in_force), indent=None if args.json else 1))
+        return 0
+    if args.translations:
+        rows = untranslated(load_answers(args.translations))
+        again = [{**r, "now": chain.translator.translate(r["text"], "en")} for r in rows]
+        print(json.dumps({"english_answers": sum(not a["refused"] and a["lang"] == "en"
+                                                 for a in load_answers(args.translations)),
+                          "answers": len({r["id"] for r in rows}), "sentences": len(rows),
+                          "translated_now": sum(bool(r["now"]) for r in again), "rows": again},
+                         ensure_ascii=False, indent=None if args.json else 1))
         return 0
     if args.citations:
         return calibrate_citations(chain, args.citations, args.json)
@@ -491,6 +508,21 @@ def load_answers(paths: str) -> list[dict]:
             for row in (json.loads(line) for line in f if line.strip()):
                 rows[row["id"]] = row
     return list(rows.values())
+
+
+def untranslated(answers: list[dict]) -> list[dict]:
+    """The sentences of shown English answers that are in Chinese: no faithful
+    translation came back, so they were shown as drafted. Code, and passage headers
+    (which the chain no longer shows), aside.
+
+    >>> row = {"id": "a", "lang": "en", "refused": False, "sentences": [{"text": "LSTM 更好。"},
+    ...        {"text": "It is better."}, {"text": "```python\\n# 注释\\n```"}, {"text": "(题库 › 1."}]}
+    >>> untranslated([row])
+    [{'id': 'a', 'text': 'LSTM 更好。'}]
+    """
+    return [{"id": a["id"], "text": s["text"]} for a in answers if a["lang"] == "en" and not a["refused"]
+            for s in a.get("sentences") or []
+            if not s["text"].lstrip().startswith("```") and "›" not in s["text"] and lang.detect(s["text"]) == "zh"]
 
 
 def sample_sentences(answers: list[dict], n: int, seed: int) -> list[dict]:

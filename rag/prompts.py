@@ -167,23 +167,27 @@ def bare_messages(question: str, language: str) -> list[BaseMessage]:
 
 def is_label(sentence: str, passages: list[Passage]) -> bool:
     """A passage's "(section › subsection)" header, or a piece of it, copied into the
-    reply: the prompt's scaffolding, not an answer (1 % of the sentences the 1.5B
-    wrote over the held-out sets). Not shown, as an echo is not.
+    reply: the prompt's scaffolding, not an answer (16 of the 2,417 sentences shown
+    over the first-look dumps, docs/EVAL.md). Not shown, as an echo is not.
 
-    >>> p = Passage(1, None, "(算法编程题库 › 1. 使用GLM进行文本分类)\\n代码如下")
+    >>> from rag.types import Chunk
+    >>> p = Passage(1, Hit(Chunk("c", "d.txt", "T", ("算法编程题库", "1. 使用GLM进行文本分类"), "代码如下", 0, 4), 1.0, 0), "")
     >>> is_label("(算法编程题库 › 1.", [p]), is_label("算法编程题库 › 1. 使用GLM进行文本分类) 的代码用 BERT。", [p])
     (True, False)
     """
     if "›" not in sentence:  # the separator no prose uses
         return False
     bare = bare_words(strip_enumeration(sentence))
-    return bool(bare) and any(bare in bare_words(p.text.split("\n", 1)[0]) for p in passages)
+    return bool(bare) and any(bare in bare_words(_header(p.hit)) for p in passages)
+
+
+def _header(hit: Hit) -> str:
+    """Where a passage comes from, as the prompt shows it above the passage."""
+    return f"({hit.chunk.section_label or hit.chunk.title})"
 
 
 def _passage_text(hit: Hit) -> str:
-    c = hit.chunk
-    where = c.section_label or c.title
-    return f"({where})\n{c.text.strip()}"
+    return f"{_header(hit)}\n{hit.chunk.text.strip()}"
 
 
 def _cut_to(text: str, budget: int, count_tokens: Callable[[str], int]) -> str:

@@ -12,8 +12,8 @@ name its source sentence does not, is rejected: the caller then shows the
 checked sentence as it was drafted rather than an unchecked rendering of it.
 One that adds names is asked for once more, told which: the 1.5B spells out
 abbreviations ("NSP (Next Sentence Prediction)", "Long Short-Term Memory
-(LSTM)"), and 16 of 378 English answers over the held-out dumps showed a
-Chinese sentence for it.
+(LSTM)"), and 15 of 319 English answers in the first-look dumps showed a
+Chinese sentence for it (``rag.calibrate --translations``, docs/EVAL.md).
 
 Chinese counts in 万 and 亿 (10^4, 10^8), English in thousands and billions, so
 "1750 亿" is 175 billion, and the model, told to keep numbers as they are,
