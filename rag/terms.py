@@ -194,6 +194,8 @@ class Vocabulary:
     (True, False, False)
     >>> v.knows("jax.random.normal"), v.knows("jax.grad"), v.knows("jax.jit")
     (False, True, False)
+    >>> Vocabulary(['model_name = "gpt2"']).knows("GPT-2"), Vocabulary(["GPT-2 模型"]).knows("GPT2")
+    (True, True)
     """
 
     def __init__(self, texts):
@@ -203,6 +205,7 @@ class Vocabulary:
             for word in _WORD.findall(text.lower()):
                 self.words.add(word)
                 self.words.update(re.split(r"[-.]", word))  # "glove.6b.100d" also knows "glove"
+                self.words.add(word.replace("-", ""))  # prose's "GPT-2" is code's "gpt2"
                 self.words.update(_ALIASES.get(word, ()))
             self.words.update(n.lower() for n in numbers_in(text))
             for module, names in _IMPORT.findall(text.lower()):  # from jax import random: jax.random
@@ -216,7 +219,7 @@ class Vocabulary:
         """Whether the texts name ``term``; a qualified name counts when they name
         its qualifier and its last part ("torch.utils.data.Dataset" after
         ``from torch.utils.data import Dataset``; "model.generate")."""
-        if any(form in self.words for form in _forms(term)):
+        if any(form in self.words for form in _forms(term) + _forms(term.replace("-", ""))):
             return True
         qualifier, dot, name = term.lower().rpartition(".")
         # A module path only ("torch.utils.data", "jax.random" from its import): "batch.labels"
@@ -254,3 +257,104 @@ def novel_terms(sentence: str, passages: str, question: str = "") -> list[str]:
     words = {w.lower() for w in _WORD.findall(sentence)}
     unknown = Vocabulary([passages]).unknown(question_names(question))
     return novel + [n for n in unknown if n.lower() in words and n not in novel]
+
+
+# A passage's units for ``apart``: its sentences, its lines ("批量大小：64", a "X:" heading),
+# and each run of code lines, as a whole: code relates what it names across lines.
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
+_CODE_LINE = re.compile(r"^\s*(?:#|```|import\s|from\s|def\s|class\s|return\b|for\s|if\s)|[=()\[\]{}]")
+
+_COMMENT_OR_STRING = re.compile(r"""#.*|"[^"]*"|'[^']*'""")
+
+
+def _is_code(line: str) -> bool:
+    """A line of code: code syntax, and no Chinese outside a comment or string."""
+    body = _COMMENT_OR_STRING.sub("", line)
+    return bool(_CODE_LINE.search(line)) and not lang.has_cjk(body)
+
+
+def _units(passage: str) -> list[str]:
+    """``passage`` cut for ``apart``: a fenced block, or a run of lines that look
+    like code (a passage may begin inside a block), is one unit.
+
+    >>> _units("设置如下。\\n```\\n学习率：0.01\\n批量：64\\n```\\n如 Adam。然后 x = f(1)\\ny = g(x)")
+    ['设置如下。', '```\\n学习率：0.01\\n批量：64\\n```', '如 Adam。', '然后 x = f(1)', 'y = g(x)']
+    """
+    units: list[str] = []
+    fenced = code = False
+    for line in passage.split("\n"):
+        if not line.strip():
+            continue
+        opens = line.lstrip().startswith("```")
+        if fenced or opens or (_is_code(line) and code):
+            if code:
+                units[-1] += "\n" + line
+            else:
+                units.append(line)
+            code = True
+            if opens:
+                fenced = not fenced
+        elif _is_code(line):
+            units.append(line)
+            code = True
+        else:
+            units += [u for u in _SENTENCE_END.split(line) if u.strip()]
+            code = False
+    return units
+
+
+def _unit_words(unit: str) -> set[str]:
+    words = {w.lower() for w in _WORD.findall(unit)}
+    words |= {part for w in words for part in re.split(r"[-.]", w)}
+    return words | {n.lower() for n in numbers_in(_TIMES.sub(" ", unit))}
+
+
+def sentence_names(sentence: str) -> list[str]:
+    """The numbers and names a sentence states: specific words, and capitalised
+    words that do not open it (in Chinese, every capitalised word).
+
+    >>> sentence_names("Adam 的学习率是 0.01。"), sentence_names("2. Layer Normalization (LN) helps.")
+    (['0.01', 'Adam'], ['Normalization', 'LN'])
+    """
+    text = strip_enumeration(sentence)
+    numbers = numbers_in(_TIMES.sub(" ", text))
+    return list(dict.fromkeys(numbers + [n for n in question_names(text) if n not in numbers]))
+
+
+def apart(sentence: str, passage: str, topic: str = "", window: int = 2) -> list[str]:
+    """The names and numbers ``sentence`` states together that ``passage``
+    holds, when no ``window`` consecutive sentences or lines of it hold them all
+    (two: a "X:" line and the one under it);
+    [] when some do, or when it holds fewer than two of them. A name in the
+    passage's ``topic`` (its section and title) is what all of it is about, so
+    near every line ("The GLM example trains for 5 epochs" from its code), and
+    a block of code is copied rather than composed.
+
+    Words in common say a sentence is about a passage, not that its parts are
+    related there: "Adam 的学习率是 0.01" joins "学习率：0.01" in an example's
+    settings with "Adam" in a list of optimisers some lines above (held-out 14,
+    y032), a relation the passage never states.
+
+    >>> p = "如 Adam、AdaGrad 等优化器。\\n\\n举例：\\n批量大小：64\\n学习率：0.01\\n"
+    >>> apart("Adam 的学习率是 0.01。", p), apart("批量大小为 64，学习率 0.01。", p)
+    (['0.01', 'Adam'], [])
+    """
+    if "```" in sentence:
+        return []
+    units = _units(passage)
+    words = [_unit_words(u) for u in units]
+    about = _unit_words(topic)
+    where = {}
+    for name in sentence_names(sentence):
+        forms = _forms(name)
+        if any(f in about for f in forms):
+            continue
+        found = [i for i, w in enumerate(words) if any(f in w for f in forms)]
+        if found:
+            where[name] = found
+    if len(where) < 2:
+        return []
+    for start in range(max(1, len(units) - window + 1)):
+        if all(any(start <= i < start + window for i in found) for found in where.values()):
+            return []
+    return list(where)

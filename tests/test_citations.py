@@ -277,3 +277,19 @@ def test_a_chunk_of_code_is_read_with_its_files_imports(checker_and_passages):
     vectors5 = np.vstack([vectors, checker.embedder.embed_passages([head.text, body.text])])
     out = checker.check(["随机数据是用 `jax.random.normal` 生成的。"], given, vectors5, "随机数据是怎么生成的？")[0]
     assert out.supported and out.citations == [5]
+
+
+def test_a_passage_does_not_vouch_for_a_relation_between_words_it_holds_lines_apart(session_retriever):
+    """Held-out 14's y032: "Adam 的学习率是 0.01" joins the example's settings to a list of
+    optimisers some lines above; the embeddings and the shared words both say supported."""
+    retriever = session_retriever
+    hits = retriever("大模型的训练过程如何优化？", k=5).hits
+    guide = next(h for h in hits if "学习率：0.01" in h.chunk.text and "Adam" in h.chunk.text)
+    passages = [Passage(1, guide, guide.chunk.text)]
+    vectors = retriever.vectors([guide])
+    checker = CitationChecker(retriever.embedder, retriever.all_vectors())
+    question = "训练过程优化的例子里学习率是多少？用的什么优化器？"
+    out = checker.check(["Adam 的学习率是 0.01 [1]。", "举例中学习率是 0.01，批量大小是 64 [1]。",
+                         "自适应优化器如 Adam、AdaGrad 可以自适应调整学习率 [1]。"], passages, vectors, question)
+    assert [s.supported for s in out] == [False, True, True]
+    assert out[0].citations == [] and out[1].citations == [1]
