@@ -85,7 +85,8 @@ from .cli import ProgressBars, run, setup_logging
 from .config import Settings
 from .errors import RagError
 from .evaluation import gold_position, load_questions
-from .terms import code_spans, novel_terms, title_case_names
+from .prompts import is_echo, is_label
+from .terms import code_spans, novel_terms, sentence_names, title_case_names
 
 
 def choose_threshold(answerable: list[float], max_false_refusals: float) -> float:
@@ -579,6 +580,11 @@ def gold_whereabouts(chain, answers: list[dict], question_files: str) -> dict[st
     return places
 
 
+def _related(sentence: str) -> bool:
+    """Whether a sentence relates two names or numbers (``rag.terms.apart``)."""
+    return len(sentence_names(sentence)) > 1
+
+
 def recheck(chain, answers: list[dict]) -> list[dict]:
     """The dumps' rows with every claim the citation check left unsupported
     checked again by the current checker, against the passages that row's model
@@ -588,10 +594,12 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
     on and the question's rewordings as its words, docs/EVAL.md) add support;
     those that take it away (the tenth round's runs of capitalised words, an
     acronym's expansion, ``rag.terms.title_case_names``; the eleventh's quoted
-    code, ``rag.terms.code_spans``) concern only the claims with such words,
-    which are checked again whole. A claim whose verdict changes is marked
+    code, ``rag.terms.code_spans``; the thirteenth's names and numbers a passage
+    holds only lines apart, ``rag.terms.apart``) concern only the claims with such
+    words, which are checked again whole. A claim whose verdict changes is marked
     ``"rechecked": true``; one whose marker moves, ``"recited": true``. An English claim is checked as
-    drafted (``source``), as the chain checks it."""
+    drafted (``source``), as the chain checks it. A sentence the chain no longer shows
+    (``rag.prompts.is_echo``, ``is_label``: the thirteenth round's headings) is left out."""
     row_of = rows_by_text(chain.retriever.index)
     out = []
     for a in answers:
@@ -602,18 +610,18 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
                 continue
             rechecked = []
             for s in a[key]:
+                drafted = s.get("source") or s["text"]
+                given = given or model_passages(chain, a, row_of)
+                if drafted.strip() and (is_echo(drafted) or is_label(drafted, given[0])):
+                    continue  # not shown now (a list number alone, a heading from the passages' headers)
                 if s.get("claim", True) and not s["supported"] and s.get("judged") is None:
-                    given = given or model_passages(chain, a, row_of)
-                    text = (s.get("source") or s["text"]).strip()
-                    now = chain.checker.check([text], *given, a["question"], a.get("queries", [])[1:])[0]
+                    now = chain.checker.check([drafted.strip()], *given, a["question"], a.get("queries", [])[1:])[0]
                     if now.supported:
                         s = {**s, "supported": True, "citations": now.citations, "score": now.score,
                              "rechecked": True}
                 elif s.get("claim", True) and s["supported"] and any(
-                        rule(s.get("source") or s["text"]) for rule in (title_case_names, code_spans)):
-                    given = given or model_passages(chain, a, row_of)
-                    text = (s.get("source") or s["text"]).strip()
-                    now = chain.checker.check([text], *given, a["question"], a.get("queries", [])[1:])[0]
+                        rule(drafted) for rule in (title_case_names, code_spans, _related)):
+                    now = chain.checker.check([drafted.strip()], *given, a["question"], a.get("queries", [])[1:])[0]
                     if not now.supported:
                         s = {**s, "supported": False, "citations": [], "score": now.score, "rechecked": True}
                     elif now.citations != s["citations"] and not s.get("source"):  # the marker moved
@@ -716,6 +724,7 @@ def calibrate_citations(chain, dump: str, as_json: bool) -> int:
 
     from .citations import CitationChecker, Thresholds
     from .prompts import Passage
+    from .types import Hit
 
     answers = load_answers(dump)
     index = chain.retriever.index
@@ -729,7 +738,7 @@ def calibrate_citations(chain, dump: str, as_json: bool) -> int:
         known = [t for t in texts if t in row_of]  # the dump's passages, as stored in the index
         if not known:
             continue
-        passages = [Passage(n, None, t) for n, t in enumerate(known, start=1)]
+        passages = [Passage(n, Hit(index.chunks[row_of[t]], 0.0, row=row_of[t]), t) for n, t in enumerate(known, start=1)]
         vectors = np.stack([index.dense.reconstruct(row_of[t]) for t in known])
         if not checker.is_claim(parse_markers(sentence)[0]):
             continue  # "好的。", "The steps are:": nothing to calibrate on

@@ -270,7 +270,7 @@ class AnswerChain:
                     begun = time.perf_counter()
                     s = self._translated(s, state.language)
                     spent["translate"] += time.perf_counter() - begun
-                    if bare_words(s.text) in {bare_words(k.text) for k in kept}:
+                    if _said(s.text, kept):
                         continue  # two drafted sentences, one translation ("主要包括以下步骤：" twice)
                 kept.append(s)
                 spent.setdefault("first_sentence", time.perf_counter() - started)
@@ -281,8 +281,8 @@ class AnswerChain:
             bare = parse_markers(raw_sentence)[0]
             if NOT_FOUND in raw_sentence or is_echo(bare) or is_label(bare, state.passages):
                 return  # the question asked back, the prompt's wording or a passage's header, "see passage [1]"
-            if bare_words(bare) in {bare_words(c.text) for c in checked}:
-                return  # said before
+            if _said(bare, checked):
+                return  # said before: the small model's "repeater" failure
             sentence = self.checker.check([raw_sentence], state.passages, vectors, state.question,
                                           state.rewordings)[0]
             checked.append(sentence)
@@ -399,6 +399,11 @@ class AnswerChain:
         scores the retrieval and then answers from the very same passages
         (the query translation is not bit-for-bit repeatable, see EVAL.md)."""
         return _final(self.generate(iter([state])))
+
+
+def _said(text: str, sentences: list[Sentence]) -> bool:
+    """Whether one of ``sentences`` says ``text``, spacing and punctuation aside."""
+    return bare_words(text) in {bare_words(s.text) for s in sentences}
 
 
 def _final(events: Iterator[Delta | Answer]) -> Answer:

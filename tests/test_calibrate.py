@@ -219,8 +219,9 @@ def test_recheck_supports_what_the_current_checker_supports_and_replay_counts_it
 
 
 def test_recheck_takes_support_from_an_expansion_no_passage_states(session_retriever):
-    """The one rule that takes support away since the dumps, runs of capitalised
-    words, is applied to the claims a dump judged supported (held-out 11's v010)."""
+    """A rule that takes support away since the dumps, runs of capitalised words, is
+    applied to the claims a dump judged supported (held-out 11's v010); a claim with
+    one name and no such run is left as it was."""
     from rag.calibrate import recheck, replay
     from rag.chain import AnswerChain
     from rag.citations import CitationChecker
@@ -234,11 +235,40 @@ def test_recheck_takes_support_from_an_expansion_no_passage_states(session_retri
              "sources": [{"text": gpt.text}],
              "sentences": [{"text": claim, "citations": [1], "supported": True, "score": 0.72, "claim": True}]}
             for qid, claim in (("expanded", "GPT stands for Generative Pre-trained Transformer [1]."),
-                               ("stated", "The passage loads a pretrained GPT-2 model with GPT2Tokenizer [1]."))]
+                               ("stated", "The passage loads a pretrained model with GPT2Tokenizer [1]."))]
     again = recheck(chain, rows)
     assert [r["sentences"][0]["supported"] for r in again] == [False, True]
     assert again[0]["sentences"][0]["rechecked"] and "rechecked" not in again[1]["sentences"][0]
     assert replay(again, 0.02, 0.3, 0.0)["refused_answerable"] == ["expanded:unsupported"]
+
+
+def test_recheck_applies_the_rules_of_the_thirteenth_round_to_what_a_dump_showed(session_retriever):
+    """Names a passage holds only lines apart (held-out 14's y032) and a reply made of a heading
+    of the passages' headers (held-out 5's n003): both were shown as supported answers."""
+    from rag.calibrate import recheck, replay
+    from rag.chain import AnswerChain
+    from rag.citations import CitationChecker
+
+    retriever = session_retriever
+    guide = next(c for c in retriever.index.chunks if "学习率：0.01" in c.text and "Adam" in c.text)
+    chain = AnswerChain(retriever, object(), retriever.settings, [],
+                        CitationChecker(retriever.embedder, retriever.all_vectors()))
+
+    def row(qid: str, *claims: str) -> dict:
+        return {"id": qid, "lang": "zh", "answerable": True, "refused": False, "refusal_reason": None,
+                "relevance": 0.05, "grade": 0.5, "question": "训练过程优化的例子里学习率是多少？",
+                "sources": [{"text": guide.text}],
+                "sentences": [{"text": c, "citations": [1], "supported": True, "score": 0.8, "claim": True}
+                              for c in claims]}
+
+    heading = guide.section[0]  # "领域典型问题/面试题库"
+    rows = [row("apart", "Adam 的学习率是 0.01。"), row("heading", heading),
+            row("stated", "举例中学习率是 0.01，批量大小是 64。")]
+    again = recheck(chain, rows)
+    assert again[0]["sentences"][0]["supported"] is False and again[0]["sentences"][0]["rechecked"]
+    assert again[1]["sentences"] == [], heading  # no longer shown
+    assert again[2]["sentences"][0]["supported"] and "rechecked" not in again[2]["sentences"][0]
+    assert replay(again, 0.02, 0.3, 0.0)["refused_answerable"] == ["apart:unsupported", "heading:unsupported"]
 
 
 def test_replay_gives_a_refused_question_its_second_look_over_focused_passages():

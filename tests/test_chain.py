@@ -139,6 +139,15 @@ def test_a_passage_header_copied_into_the_reply_is_not_shown(session_retriever):
     assert header not in answer.text
 
 
+def test_a_heading_from_a_passage_header_or_a_lone_list_number_is_not_shown(session_retriever):
+    """Held-out 15's z044 showed "4[1]. 3.4 拓展题目[4]": a list number and the last heading of a header."""
+    _, first = run(scripted_chain(session_retriever, LORA_DRAFT), "什么是 LoRA？")
+    chunk = first.sources[0].chunk
+    heading = (chunk.section or (chunk.title,))[-1]
+    _, answer = run(scripted_chain(session_retriever, f"4[1]. {heading} [1]\n{LORA_DRAFT}"), "什么是 LoRA？")
+    assert [s.text for s in answer.sentences] == list(LORA_EN), heading
+
+
 def test_missing_marker_is_attached_and_bogus_marker_dropped(session_retriever):
     _, answer = run(scripted_chain(session_retriever, "LoRA 冻结大模型的主权重，并注入低秩矩阵进行微调 [9]。"), "什么是 LoRA？")
     assert 9 not in answer.citations and answer.citations, answer
