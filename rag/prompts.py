@@ -167,8 +167,8 @@ def bare_messages(question: str, language: str) -> list[BaseMessage]:
 
 def is_label(sentence: str, passages: list[Passage]) -> bool:
     """A passage's "(section › subsection)" header, or a piece of it, copied into the
-    reply: the prompt's scaffolding, not an answer (16 of the 2,417 sentences shown
-    over the first-look dumps, docs/EVAL.md). Not shown, as an echo is not. Without
+    reply: the prompt's scaffolding, not an answer (docs/EVAL.md, twelfth and thirteenth
+    rounds count them). Not shown, as an echo is not. Without
     the "›" (the splitter may cut it away, or the model copy one heading as a
     Markdown one) a sentence is a label only if it is a whole heading of the header:
     held-out 15's z044 showed "3.4 拓展题目".

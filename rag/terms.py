@@ -263,7 +263,6 @@ def novel_terms(sentence: str, passages: str, question: str = "") -> list[str]:
 # and each run of code lines, as a whole: code relates what it names across lines.
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
 _CODE_LINE = re.compile(r"^\s*(?:#|```|import\s|from\s|def\s|class\s|return\b|for\s|if\s)|[=()\[\]{}]")
-
 _COMMENT_OR_STRING = re.compile(r"""#.*|"[^"]*"|'[^']*'""")
 
 
@@ -286,16 +285,12 @@ def _units(passage: str) -> list[str]:
         if not line.strip():
             continue
         opens = line.lstrip().startswith("```")
-        if fenced or opens or (_is_code(line) and code):
+        if fenced or opens or _is_code(line):
             if code:
                 units[-1] += "\n" + line
             else:
                 units.append(line)
-            code = True
-            if opens:
-                fenced = not fenced
-        elif _is_code(line):
-            units.append(line)
+            fenced ^= opens
             code = True
         else:
             units += [u for u in _SENTENCE_END.split(line) if u.strip()]
@@ -322,13 +317,12 @@ def sentence_names(sentence: str) -> list[str]:
 
 
 def apart(sentence: str, passage: str, topic: str = "", window: int = 2) -> list[str]:
-    """The names and numbers ``sentence`` states together that ``passage``
-    holds, when no ``window`` consecutive sentences or lines of it hold them all
-    (two: a "X:" line and the one under it);
-    [] when some do, or when it holds fewer than two of them. A name in the
-    passage's ``topic`` (its section and title) is what all of it is about, so
-    near every line ("The GLM example trains for 5 epochs" from its code), and
-    a block of code is copied rather than composed.
+    """The names and numbers ``sentence`` states that ``passage`` holds, when no
+    ``window`` consecutive sentences or lines of it hold them all; [] when some
+    do, or when it holds fewer than two of them. Two lines are a "X:" heading and
+    what it says of X. A name in the passage's ``topic`` (its section and title)
+    is what all of it is about, so near every line ("The GLM example trains for 5
+    epochs" from its code); a block of code quoted whole relates nothing.
 
     Words in common say a sentence is about a passage, not that its parts are
     related there: "Adam 的学习率是 0.01" joins "学习率：0.01" in an example's
