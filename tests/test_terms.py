@@ -91,3 +91,12 @@ def test_the_passages_topic_and_its_code_relate_to_all_of_it():
     assert apart("GLM 在 2021 年发布。", prose, topic="ChatGLM 面试题 › GLM 简介") == []
     # A block of code copied into a reply is checked as a copy, not as relations.
     assert apart("```python\nopt = Adam(lr=0.01)\n```", SETTINGS) == []
+
+
+def test_lines_an_excerpt_left_out_keep_what_was_around_them_apart():
+    """Held-out 14's y032 at its second look: the excerpt cut the settings block short
+    ("```\\n学习率：0.01\\n…") and brought the Adam line up to it."""
+    excerpt = "举例：\n```\n学习率：0.01\n…\n* **自适应优化器：** 使用 Adam 优化器。"
+    assert apart("Adam 的学习率是 0.01。", excerpt) == ["0.01", "Adam"]
+    whole = "举例：\n```\n学习率：0.01\n```\n* **自适应优化器：** 使用 Adam 优化器。"
+    assert apart("Adam 的学习率是 0.01。", whole) == []  # the passage itself puts them side by side
