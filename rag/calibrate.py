@@ -88,6 +88,8 @@ from .evaluation import gold_position, load_questions
 from .prompts import is_echo, is_label
 from .terms import code_spans, novel_terms, sentence_names, title_case_names
 
+_REPLIES = ("first_draft", "draft", "sentences")  # a dump row's replies, as judged
+
 
 def choose_threshold(answerable: list[float], max_false_refusals: float) -> float:
     """The largest threshold that refuses at most ``max_false_refusals`` of ``answerable``.
@@ -384,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             answers = recheck(chain, answers)
             second = recheck(chain, second) if second else second
             rechecked = {verdict: [f"{a['id']}: {s['text'].strip()}" for a in answers + (second or [])
-                                   for key in ("first_draft", "draft", "sentences") for s in a.get(key) or []
+                                   for key in _REPLIES for s in a.get(key) or []
                                    if s.get("rechecked") and s["supported"] == (verdict == "rechecked_supported")]
                          for verdict in ("rechecked_supported", "rechecked_unsupported")}
             print(json.dumps(rechecked, ensure_ascii=False, indent=None if args.json else 1))
@@ -603,15 +605,14 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
     row_of = rows_by_text(chain.retriever.index)
     out = []
     for a in answers:
-        given = None
         a = dict(a)
-        for key in ("first_draft", "draft", "sentences"):
+        given = model_passages(chain, a, row_of) if any(a.get(k) for k in _REPLIES) else None
+        for key in _REPLIES:
             if not a.get(key):
                 continue
             rechecked = []
             for s in a[key]:
                 drafted = s.get("source") or s["text"]
-                given = given or model_passages(chain, a, row_of)
                 if drafted.strip() and (is_echo(drafted) or is_label(drafted, given[0])):
                     continue  # not shown now (a list number alone, a heading from the passages' headers)
                 if s.get("claim", True) and not s["supported"] and s.get("judged") is None:

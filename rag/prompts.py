@@ -187,8 +187,8 @@ def is_label(sentence: str, passages: list[Passage]) -> bool:
         return False
     if "›" in sentence:  # the separator no prose uses: any piece of a header
         return any(bare in bare_words(_header(p.hit)) for p in passages)
-    return any(bare == bare_words(strip_enumeration(heading.strip()))
-               for p in passages for heading in _header(p.hit)[1:-1].split("›"))
+    return any(bare == bare_words(strip_enumeration(heading))
+               for p in passages for heading in p.hit.chunk.section or (p.hit.chunk.title,))
 
 
 def _header(hit: Hit) -> str:

@@ -183,6 +183,13 @@ def import_lines(text: str) -> str:
     return "\n".join(m.group(0).strip() for m in _IMPORT.finditer(text))
 
 
+def _words(text: str) -> set[str]:
+    """``text``'s Latin-script words, lower-cased, with their dotted and hyphenated
+    parts ("glove.6b.100d" also gives "glove"), and its numbers."""
+    words = set(_WORD.findall(text.lower()))
+    return words | {part for w in words for part in re.split(r"[-.]", w)} | {n.lower() for n in numbers_in(text)}
+
+
 class Vocabulary:
     """The Latin-script words and numbers a set of texts contains, case-insensitively;
     an English term the glossary translates counts when its Chinese form occurs,
@@ -203,12 +210,10 @@ class Vocabulary:
         self.words: set[str] = set()
         glossary = dict(GLOSSARY)
         for text in texts:
+            self.words |= _words(text)
             for word in _WORD.findall(text.lower()):
-                self.words.add(word)
-                self.words.update(re.split(r"[-.]", word))  # "glove.6b.100d" also knows "glove"
                 self.words.add(word.replace("-", ""))  # prose's "GPT-2" is code's "gpt2"
                 self.words.update(_ALIASES.get(word, ()))
-            self.words.update(n.lower() for n in numbers_in(text))
             for module, names in _IMPORT.findall(text.lower()):  # from jax import random: jax.random
                 self.words.update(f"{module}.{name.strip()}" for name in names.split(","))
             found = {en for en, zh in glossary.items() if zh in text}
@@ -313,12 +318,6 @@ def _with_gaps(line: str) -> list[str]:
     return [p for i, piece in enumerate(pieces) for p in ((GAP, piece) if i else (piece,))]
 
 
-def _unit_words(unit: str) -> set[str]:
-    words = {w.lower() for w in _WORD.findall(unit)}
-    words |= {part for w in words for part in re.split(r"[-.]", w)}
-    return words | {n.lower() for n in numbers_in(_TIMES.sub(" ", unit))}
-
-
 def sentence_names(sentence: str) -> list[str]:
     """The numbers and names a sentence states: specific words, and capitalised
     words that do not open it (in Chinese, every capitalised word).
@@ -327,7 +326,7 @@ def sentence_names(sentence: str) -> list[str]:
     (['0.01', 'Adam'], ['Normalization', 'LN'])
     """
     text = strip_enumeration(sentence)
-    numbers = numbers_in(_TIMES.sub(" ", text))
+    numbers = numbers_in(text)
     return list(dict.fromkeys(numbers + [n for n in question_names(text) if n not in numbers]))
 
 
@@ -351,8 +350,8 @@ def apart(sentence: str, passage: str, topic: str = "", window: int = 2) -> list
     if "```" in sentence:
         return []
     units = _units(passage)
-    words = [_unit_words(u) for u in units]
-    about = _unit_words(topic)
+    words = [_words(u) for u in units]
+    about = _words(topic)
     where = {}
     for name in sentence_names(sentence):
         forms = _forms(name)
