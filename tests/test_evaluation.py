@@ -93,12 +93,13 @@ def test_load_questions(tmp_path):
 
 SETS = ["qa.jsonl", "heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "heldout5.jsonl",
         "heldout6.jsonl", "heldout7.jsonl", "heldout8.jsonl", "heldout9.jsonl", "heldout10.jsonl",
-        "heldout11.jsonl", "heldout12.jsonl", "heldout13.jsonl", "heldout14.jsonl", "heldout15.jsonl"]
+        "heldout11.jsonl", "heldout12.jsonl", "heldout13.jsonl", "heldout14.jsonl", "heldout15.jsonl",
+        "heldout16.jsonl"]
 
 
 @pytest.fixture(scope="module", params=SETS)
 def qa(request):
-    """The development set (tuning, calibration) and fourteen held-out sets (reported, never tuned on)."""
+    """The development set (tuning, calibration) and sixteen held-out sets (reported, never tuned on)."""
     path = PROJECT_ROOT / "eval" / request.param
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()], \
         load_questions(path)
