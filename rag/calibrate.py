@@ -583,7 +583,7 @@ def gold_whereabouts(chain, answers: list[dict], question_files: str) -> dict[st
 
 
 def _related(sentence: str) -> bool:
-    """Whether a sentence relates two names or numbers (``rag.terms.apart``)."""
+    """Whether a sentence relates two names or numbers (``rag.locality.apart``)."""
     return len(sentence_names(sentence)) > 1
 
 
@@ -597,7 +597,7 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
     those that take it away (the tenth round's runs of capitalised words, an
     acronym's expansion, ``rag.terms.title_case_names``; the eleventh's quoted
     code, ``rag.terms.code_spans``; the thirteenth's names and numbers a passage
-    holds only lines apart, ``rag.terms.apart``) concern only the claims with such
+    holds only lines apart, ``rag.locality.apart``) concern only the claims with such
     words, which are checked again whole. A claim whose verdict changes is marked
     ``"rechecked": true``; one whose marker moves, ``"recited": true``. An English claim is checked as
     drafted (``source``), as the chain checks it. A sentence the chain no longer shows

@@ -26,7 +26,8 @@ from .code_values import quotes_code, states_code_value
 from .embeddings import Embedder
 from .lexical import tokenize
 from .prompts import Passage
-from .terms import apart, import_lines, novel_terms
+from .locality import apart
+from .terms import import_lines, novel_terms
 from .types import Sentence
 
 MARKER = re.compile(
@@ -189,7 +190,7 @@ class CitationChecker:
         contain (``rag.terms.novel_terms``): similarity says a sentence is
         *about* the passage, not that its particulars come from it ("the LoRA
         paper appeared in 2019 [1]"), or holds two of them only lines apart
-        (``rag.terms.apart``). A sentence stating the values a passage's
+        (``rag.locality.apart``). A sentence stating the values a passage's
         code sets is supported by that passage (``rag.code_values``).
         For the code-value rule the question's ``rewordings`` (the forms
         retrieval searched with) count as its words: a Chinese draft of an
@@ -202,7 +203,7 @@ class CitationChecker:
         # A chunk of code is read with its file's imports, which may sit in another passage.
         imports = import_lines(context)
         text_of = {p.n: f"{p.text}\n{imports}" for p in passages}
-        topic_of = {p.n: f"{p.hit.chunk.section_label} {p.hit.chunk.title}" for p in passages}
+        topic_of = {p.n: p.topic for p in passages}
         parsed = [parse_markers(s) for s in raw_sentences]
         claims = [i for i, (bare, _) in enumerate(parsed) if self.is_claim(bare)]
         texts = [parsed[i][0].strip() for i in claims]
@@ -222,7 +223,7 @@ class CitationChecker:
             # A passage supports the sentence when it is close enough and holds
             # the sentence's numbers and names itself: "boil it for 10 minutes"
             # is not vouched for by one passage because "训练时间：10 小时" is in another.
-            # Nor by one that holds them only lines apart (``rag.terms.apart``).
+            # Nor by one that holds them only lines apart (``rag.locality.apart``).
             backing = [n for n in numbers if score_of[n] >= self.t.support
                        and not (novel or novel_terms(bare, text_of[n], question)
                                 or apart(bare, text_of[n], topic_of[n]))]

@@ -44,6 +44,11 @@ class Passage:
     hit: Hit
     text: str
 
+    @property
+    def topic(self) -> str:
+        """Its section label and document title: what all of it is about."""
+        return f"{self.hit.chunk.section_label} {self.hit.chunk.title}"
+
 
 def select_passages(hits: list[Hit], budget_tokens: int, count_tokens: Callable[[str], int],
                     focus: Callable[[list[str]], list[float]] | None = None) -> list[Passage]:

@@ -293,3 +293,4 @@ def test_a_passage_does_not_vouch_for_a_relation_between_words_it_holds_lines_ap
                          "自适应优化器如 Adam、AdaGrad 可以自适应调整学习率 [1]。"], passages, vectors, question)
     assert [s.supported for s in out] == [False, True, True]
     assert out[0].citations == [] and out[1].citations == [1]
+
