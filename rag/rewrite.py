@@ -38,7 +38,7 @@ GLOSSARY: dict[str, str] = {
     "embedding": "嵌入", "embeddings": "嵌入", "vector database": "向量数据库", "retrieval": "检索",
     "recall": "召回", "prompt": "提示", "prompt engineering": "提示工程", "chain of thought": "思维链",
     "chain-of-thought": "思维链", "zero-shot": "零样本", "few-shot": "少样本", "generalization": "泛化",
-    "generalisation": "泛化", "reinforcement learning": "强化学习", "rlhf": "人类反馈强化学习",
+    "generalisation": "泛化", "reinforcement learning": "强化学习", "rl": "强化学习", "rlhf": "人类反馈强化学习",
     "reward model": "奖励模型", "inference": "推理", "reasoning": "推理", "latency": "延迟",
     "distributed training": "分布式训练", "data parallelism": "数据并行", "model parallelism": "模型并行",
     "pipeline parallelism": "流水线并行", "tensor parallelism": "张量并行", "parallelism": "并行",

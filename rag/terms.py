@@ -35,6 +35,7 @@ i what why how which who whom whose when where is are was were do does did can c
 may might must the a an in on of to and or for with my me you your we our it its if from by as at be this that
 these those not no any all some one two between about there than into more most much many instead use using used
 please tell explain describe compare give list name english chinese
+only based free like style level specific aware friendly
 """.split())
 
 
@@ -46,11 +47,13 @@ def _specific(word: str) -> bool:
 def _unqualified(word: str) -> str:
     """"Chinese-LLM" -> "LLM": the Chinese-LLM notes are notes on LLMs, so a common
     word hyphenated to the start or end of a specific name is no part of it (held-out
-    14's y030 was refused on "Chinese-LLM"). "All-Reduce" and "Mixture-of-Experts" stay
-    whole: what is left of them is no name by itself.
+    14's y030 was refused on "Chinese-LLM", held-out 16's a027 on "CPU-only"). "All-Reduce"
+    and "Mixture-of-Experts" stay whole: what is left of them is no name by itself.
 
-    >>> _unqualified("Chinese-LLM"), _unqualified("All-Reduce"), _unqualified("Mixture-of-Experts")
-    ('LLM', 'All-Reduce', 'Mixture-of-Experts')
+    >>> _unqualified("Chinese-LLM"), _unqualified("CPU-only"), _unqualified("All-Reduce")
+    ('LLM', 'CPU', 'All-Reduce')
+    >>> _unqualified("Mixture-of-Experts")
+    'Mixture-of-Experts'
     """
     parts = word.split("-")
     while len(parts) > 1 and parts[0].lower() in _COMMON:
