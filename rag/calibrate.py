@@ -85,6 +85,7 @@ from .cli import ProgressBars, run, setup_logging
 from .config import Settings
 from .errors import RagError
 from .evaluation import gold_position, load_questions
+from .locality import scattered
 from .prompts import is_echo, is_label
 from .terms import code_spans, novel_terms, sentence_names, title_case_names
 
@@ -598,7 +599,9 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
     acronym's expansion, ``rag.terms.title_case_names``; the eleventh's quoted
     code, ``rag.terms.code_spans``; the thirteenth's names and numbers a passage
     holds only lines apart, ``rag.locality.apart``) concern only the claims with such
-    words, which are checked again whole. A claim whose verdict changes is marked
+    words, which are checked again whole; so does the fourteenth's, words a passage
+    holds only spread over it (``rag.locality.scattered``), for the claims some
+    passage given holds that way. A claim whose verdict changes is marked
     ``"rechecked": true``; one whose marker moves, ``"recited": true``. An English claim is checked as
     drafted (``source``), as the chain checks it. A sentence the chain no longer shows
     (``rag.prompts.is_echo``, ``is_label``: the thirteenth round's headings) is left out."""
@@ -620,8 +623,9 @@ def recheck(chain, answers: list[dict]) -> list[dict]:
                     if now.supported:
                         s = {**s, "supported": True, "citations": now.citations, "score": now.score,
                              "rechecked": True}
-                elif s.get("claim", True) and s["supported"] and any(
-                        rule(drafted) for rule in (title_case_names, code_spans, _related)):
+                elif s.get("claim", True) and s["supported"] and (any(
+                        rule(drafted) for rule in (title_case_names, code_spans, _related))
+                        or any(scattered(drafted, p.text, p.topic) for p in given[0])):
                     now = chain.checker.check([drafted.strip()], *given, a["question"], a.get("queries", [])[1:])[0]
                     if not now.supported:
                         s = {**s, "supported": False, "citations": [], "score": now.score, "rechecked": True}

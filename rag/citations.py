@@ -26,7 +26,7 @@ from .code_values import quotes_code, states_code_value
 from .embeddings import Embedder
 from .lexical import tokenize
 from .prompts import Passage
-from .locality import apart
+from .locality import apart, scattered
 from .terms import import_lines, novel_terms
 from .types import Sentence
 
@@ -190,7 +190,8 @@ class CitationChecker:
         contain (``rag.terms.novel_terms``): similarity says a sentence is
         *about* the passage, not that its particulars come from it ("the LoRA
         paper appeared in 2019 [1]"), or holds two of them only lines apart
-        (``rag.locality.apart``). A sentence stating the values a passage's
+        (``rag.locality.apart``), or holds its words only spread over it
+        (``rag.locality.scattered``). A sentence stating the values a passage's
         code sets is supported by that passage (``rag.code_values``).
         For the code-value rule the question's ``rewordings`` (the forms
         retrieval searched with) count as its words: a Chinese draft of an
@@ -223,10 +224,13 @@ class CitationChecker:
             # A passage supports the sentence when it is close enough and holds
             # the sentence's numbers and names itself: "boil it for 10 minutes"
             # is not vouched for by one passage because "训练时间：10 小时" is in another.
-            # Nor by one that holds them only lines apart (``rag.locality.apart``).
+            # Nor by one that holds them only lines apart, or holds the sentence's
+            # words only here and there (``rag.locality``): it is about the
+            # passage, not from it.
             backing = [n for n in numbers if score_of[n] >= self.t.support
                        and not (novel or novel_terms(bare, text_of[n], question)
-                                or apart(bare, text_of[n], topic_of[n]))]
+                                or apart(bare, text_of[n], topic_of[n])
+                                or scattered(bare, text_of[n], topic_of[n]))]
             if not backing and not novel:
                 backing = self.stating_code(bare, passages, question, rewordings)
                 score_of.update({n: max(score_of[n], self.t.overlap_full) for n in backing})

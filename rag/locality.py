@@ -4,9 +4,12 @@ A passage that holds a sentence's words does not thereby state it. Words in
 common say a sentence is *about* a passage; what the passage relates, it
 relates within a sentence or two. So the checks here cut a passage into units
 (sentences and lines; a block of code whole) and ask whether some two
-consecutive units hold what the sentence puts together: ``apart``, the names
-and numbers it relates ("Adam 的学习率是 0.01" from an optimiser list and another
-example's settings, lines below).
+consecutive units hold what the sentence puts together:
+
+* ``apart``: the names and numbers it relates ("Adam 的学习率是 0.01" from an
+  optimiser list and another example's settings, lines below);
+* ``scattered``: its words ("结构化剪枝更容易带来实际的推理加速" assembled from a
+  passage on pruning that says so nowhere).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 
 from . import lang
 from .excerpt import GAP
+from .lexical import tokenize
 from .terms import Vocabulary, sentence_names
 
 # A passage's units: its sentences, its lines ("批量大小：64", a "X:" heading),
@@ -106,3 +110,33 @@ def apart(sentence: str, passage: str, topic: str = "", window: int = 2) -> list
             return []
     return list(where)
 
+
+def scattered(sentence: str, passage: str, topic: str = "", window: int = 2, share: float = 0.3) -> bool:
+    """Whether ``passage`` holds ``share`` of ``sentence``'s words only spread
+    over it: no ``window`` consecutive units (with its ``topic``, the section and
+    title, near every one) hold that many. Such a sentence is assembled from the
+    passage's vocabulary, not taken from something it says (held-out 8's s013,
+    out of scope: "结构化剪枝更容易带来实际的推理加速", from a passage on model
+    compression that never compares the two kinds of pruning).
+
+    Not for a sentence in another language than the passage, which shares no
+    words with it by nature, nor for one that shares few with all of it (it
+    rests on meaning, which the embeddings judge), nor for quoted code. The
+    window and share were chosen by a scan of the supported claims of every
+    first-look dump (docs/EVAL.md, fourteenth round).
+
+    >>> p = "剪枝分为两类。\\n\\n量化也很常见。\\n\\n推理时要注意内存。\\n\\n这会带来一些开销。\\n\\n部署时需要加速。"
+    >>> scattered("结构化剪枝更容易带来实际的推理加速。", p), scattered("推理时要注意内存。", p)
+    (True, False)
+    """
+    if "```" in sentence or lang.has_cjk(sentence) != lang.has_cjk(passage):
+        return False
+    words = set(tokenize(sentence))
+    if not words:
+        return False
+    held = [set(tokenize(u)) for u in _units(passage)]
+    about = set(tokenize(topic))
+    if len(words & about.union(*held)) < share * len(words):
+        return False
+    return all(len(words & about.union(*held[i:i + window])) < share * len(words)
+               for i in range(max(1, len(held) - window + 1)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.locality import apart
+from rag.locality import apart, scattered
 
 
 # Held-out 14's y032 and held-out 13's w018: the example's settings and the list of optimisers.
@@ -60,3 +60,35 @@ def test_apart_knows_a_name_in_every_spelling_the_name_check_knows():
     code = 'model_name = "gpt2"\n\n说明一。\n说明二。\n说明三。\n它的学习率是 1e-5。'
     assert apart("GPT-2 的学习率是 1e-5。", code) == ["1e-5", "GPT-2"]
 
+
+# Held-out 8's s013, out of scope: the passage on inference the answer cited.
+INFERENCE = """大模型推理
+
+问题：如何优化大模型的推理速度？
+
+解答：优化大模型推理速度可以从多个方面入手，包括模型压缩（如剪枝、量化等）、使用高效的推理框架和硬件加速（如 GPU、TPU 等）、优化输入数据的预处理和批处理策略等。
+
+问题：如何评估大模型推理的性能和准确度？
+
+解答：评估大模型推理的性能通常包括考虑推理速度、内存占用等指标。
+
+这些只是一些可能的问题和解答示例，实际的面试问题可能会根据具体的应用场景、技术要求和面试官的偏好而有所不同。"""
+
+
+def test_words_a_passage_holds_only_here_and_there_do_not_make_it_state_a_sentence():
+    assert scattered("结构化剪枝更容易带来实际的推理加速，因为它可以直接影响模型的性能和计算资源需求。", INFERENCE)
+    # What it says in a sentence or two, in its words or a few of one's own, it states.
+    assert not scattered("优化推理速度可以从模型压缩入手，如剪枝、量化。", INFERENCE)
+    assert not scattered("评估推理性能要看推理速度和内存占用。", INFERENCE)
+
+
+def test_what_scattered_leaves_to_the_embeddings():
+    # Few words in common at all: a paraphrase, or an English sentence against
+    # Chinese, rests on meaning; and quoted code is a copy.
+    assert not scattered("Pruning and quantisation speed up inference.", INFERENCE)
+    assert not scattered("蒸馏让小模型学习大模型的输出分布。", INFERENCE)
+    assert not scattered("```\n剪枝 推理 加速 性能\n```", INFERENCE)
+    # The passage's section and title are near every unit.
+    spread = "剪枝是一种方法。\n\n另一段话。\n\n推理要快。\n\n还有一段。\n\n最后是加速。"
+    assert scattered("剪枝能带来推理加速。", spread)
+    assert not scattered("剪枝能带来推理加速。", spread, topic="模型压缩 › 剪枝与推理加速")
