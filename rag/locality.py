@@ -8,8 +8,8 @@ consecutive units hold what the sentence puts together:
 
 * ``apart``: the names and numbers it relates ("Adam 的学习率是 0.01" from an
   optimiser list and another example's settings, lines below);
-* ``scattered``: its words ("结构化剪枝更容易带来实际的推理加速" assembled from a
-  passage on pruning that says so nowhere).
+* ``scattered``: its words ("结构化剪枝更容易带来实际的推理加速，因为它可以直接影响
+  模型的性能和计算资源需求", assembled from a passage on inference that says so nowhere).
 """
 
 from __future__ import annotations
@@ -116,8 +116,11 @@ def scattered(sentence: str, passage: str, topic: str = "", window: int = 2, sha
     over it: no ``window`` consecutive units (with its ``topic``, the section and
     title, near every one) hold that many. Such a sentence is assembled from the
     passage's vocabulary, not taken from something it says (held-out 8's s013,
-    out of scope: "结构化剪枝更容易带来实际的推理加速", from a passage on model
-    compression that never compares the two kinds of pruning).
+    out of scope: "结构化剪枝更容易带来实际的推理加速，因为它可以直接影响模型的性能和
+    计算资源需求", from a passage on inference that names pruning once, among ways
+    to speed it up, and never compares two kinds of it). A share, not every word:
+    a short sentence of three of the passage's words in one line of it passes
+    ("结构化剪枝更容易带来实际的推理加速" does, docs/EVAL.md, fourteenth round).
 
     Not for a sentence in another language than the passage, which shares no
     words with it by nature, nor for one that shares few with all of it (it

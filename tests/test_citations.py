@@ -297,8 +297,8 @@ def test_a_passage_does_not_vouch_for_a_relation_between_words_it_holds_lines_ap
 
 def test_a_passage_does_not_vouch_for_a_sentence_assembled_from_its_words(session_retriever):
     """Held-out 8's s013 (out of scope: structured against unstructured pruning):
-    "结构化剪枝更容易带来实际的推理加速" was judged supported by a passage on inference
-    that holds its words here and there and says nothing of the kind."""
+    "结构化剪枝更容易带来实际的推理加速，因为它…" was judged supported by a passage on
+    inference that holds its words here and there and says nothing of the kind."""
     retriever = session_retriever
     hits = retriever("模型剪枝里的结构化剪枝和非结构化剪枝有什么区别？哪种更容易带来实际的推理加速？", k=5).hits
     inference = next(h for h in hits if "如何优化大模型的推理速度" in h.chunk.text)
