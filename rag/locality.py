@@ -14,6 +14,7 @@ consecutive units hold what the sentence puts together:
 
 from __future__ import annotations
 
+import functools
 import re
 
 from . import lang
@@ -137,9 +138,15 @@ def scattered(sentence: str, passage: str, topic: str = "", window: int = 2, sha
     words = set(tokenize(sentence))
     if not words:
         return False
-    held = [set(tokenize(u)) for u in _units(passage)]
+    held = _unit_words(passage)
     about = set(tokenize(topic))
     if len(words & about.union(*held)) < share * len(words):
         return False
     return all(len(words & about.union(*held[i:i + window])) < share * len(words)
                for i in range(max(1, len(held) - window + 1)))
+
+
+@functools.lru_cache(maxsize=256)
+def _unit_words(passage: str) -> tuple[frozenset[str], ...]:
+    """Each unit's words: cut once for all the sentences checked against a passage."""
+    return tuple(frozenset(tokenize(u)) for u in _units(passage))
