@@ -25,8 +25,8 @@ from . import lang
 from .code_values import quotes_code, states_code_value
 from .embeddings import Embedder
 from .lexical import tokenize
-from .prompts import Passage
 from .locality import apart, scattered
+from .prompts import Passage
 from .terms import import_lines, novel_terms
 from .types import Sentence
 

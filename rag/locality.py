@@ -94,8 +94,7 @@ def apart(sentence: str, passage: str, topic: str = "", window: int = 2) -> list
     """
     if "```" in sentence:
         return []
-    units = _units(passage)
-    holds = [Vocabulary([u]) for u in units]
+    holds = _unit_vocabularies(passage)
     about = Vocabulary([topic])
     where = {}
     for name in sentence_names(sentence):
@@ -106,7 +105,7 @@ def apart(sentence: str, passage: str, topic: str = "", window: int = 2) -> list
             where[name] = found
     if len(where) < 2:
         return []
-    for start in range(max(1, len(units) - window + 1)):
+    for start in _starts(len(holds), window):
         if all(any(start <= i < start + window for i in found) for found in where.values()):
             return []
     return list(where)
@@ -143,10 +142,22 @@ def scattered(sentence: str, passage: str, topic: str = "", window: int = 2, sha
     if len(words & about.union(*held)) < share * len(words):
         return False
     return all(len(words & about.union(*held[i:i + window])) < share * len(words)
-               for i in range(max(1, len(held) - window + 1)))
+               for i in _starts(len(held), window))
+
+
+def _starts(units: int, window: int) -> range:
+    """Where each run of ``window`` consecutive units starts (one run if there are fewer)."""
+    return range(max(1, units - window + 1))
+
+
+# A passage is checked against every sentence of a reply: cut it once.
+@functools.lru_cache(maxsize=256)
+def _unit_words(passage: str) -> tuple[frozenset[str], ...]:
+    """Each unit's words (jieba tokens), for ``scattered``."""
+    return tuple(frozenset(tokenize(u)) for u in _units(passage))
 
 
 @functools.lru_cache(maxsize=256)
-def _unit_words(passage: str) -> tuple[frozenset[str], ...]:
-    """Each unit's words: cut once for all the sentences checked against a passage."""
-    return tuple(frozenset(tokenize(u)) for u in _units(passage))
+def _unit_vocabularies(passage: str) -> tuple[Vocabulary, ...]:
+    """Each unit's names and numbers, for ``apart``."""
+    return tuple(Vocabulary([u]) for u in _units(passage))
