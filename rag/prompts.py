@@ -224,6 +224,11 @@ def _cut_to(text: str, budget: int, count_tokens: Callable[[str], int]) -> str:
 _POINTER = re.compile(r"^(?:this|that|it|these|the above)\b[^.]{0,40}\b(?:passages?|sources?)\W*$"
                       r"|^(?:以上|上述|这些?|此)[^。，]{0,12}(?:段落|资料|来源)[^。，]{0,8}。?$", re.IGNORECASE)
 _FILLER = re.compile(r"[\W_]+")
+# A sentence that stops where its value should be: the model wrote the marker in
+# the value's place ("输入矩阵 x 的形状是[1]。", "the function used to split the data is [2].",
+# held-out 11). Not "不是" or "总是", and not a short reply such as "Yes, it is.".
+_DANGLING = re.compile(r"(?:(?<![不总正])是|包括|包含|\b(?:is|are|was|were|include|includes|including))\W*$",
+                       re.IGNORECASE)
 
 
 def bare_words(text: str) -> str:
@@ -237,8 +242,9 @@ _INSTRUCTIONS = bare_words(re.sub(r"\[\d\]", "", " ".join([SYSTEM, *_ASK.values(
 
 def is_echo(sentence: str) -> bool:
     """A sentence of the reply that says nothing: the question asked back ("输入文本截断到多长？"),
-    the prompt's own instructions ("Answer in English, citing passages like."), or a bare
-    pointer to the passages ("This is stated in passage."). Such sentences are not shown.
+    the prompt's own instructions ("Answer in English, citing passages like."), a bare
+    pointer to the passages ("This is stated in passage."), or one that stops before its
+    value ("x 的形状是。", its marker parsed out). Such sentences are not shown.
 
     >>> is_echo("2. 缩放到多大？"), is_echo("This is mentioned in passage."), is_echo("以上内容见段落。")
     (True, True, True)
@@ -248,12 +254,16 @@ def is_echo(sentence: str) -> bool:
     (False, False)
     >>> is_echo(" 4. "), is_echo("\\n\\n")
     (True, False)
+    >>> is_echo("JAX 示例里用随机数生成的输入矩阵 x 的形状是。"), is_echo("The function used to split the data is.")
+    (True, True)
+    >>> is_echo("BatchNorm 的统计量并不总是。"), is_echo("Yes, it is."), is_echo("它的输出是 2。")
+    (False, False, False)
     """
     number, rest = split_enumeration(sentence)
     text = rest.lstrip("-*• ").replace("**", "").strip()
     if not text:
         return bool(number)  # a list number on its own ("4[1]." once its marker is parsed out)
-    if text.endswith(("?", "？")) or _POINTER.match(text):
+    if text.endswith(("?", "？")) or _POINTER.match(text) or (len(text) >= 12 and _DANGLING.search(text)):
         return True
     # Not "a substring of the question": "ChatGLM 还能处理图片和语音。" answers
     # "ChatGLM 还能处理图片和语音吗？" by restating it.

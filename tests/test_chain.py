@@ -76,6 +76,16 @@ def test_echoes_of_the_question_and_prompt_are_not_shown(session_retriever):
     assert "".join(d.text for d in deltas).strip() == answer.text and "段落" not in answer.text
 
 
+def test_a_sentence_whose_marker_stands_where_its_value_should_be_says_nothing(session_retriever):
+    """"x 的形状是[1]。" (held-out 11, v006) was shown as a supported answer: it is not shown,
+    and a reply of nothing else is no answer."""
+    dangling = "LoRA 注入的低秩矩阵的秩是 [1]。"
+    _, answer = run(scripted_chain(session_retriever, dangling + LORA), "LoRA 的秩是多少？")
+    assert [s.text for s in answer.sentences] == ["LoRA 在大模型的特定层中注入低秩矩阵。"]
+    _, answer = run(scripted_chain(session_retriever, dangling), "LoRA 的秩是多少？")
+    assert answer.refused and answer.refusal_reason == "unsupported" and answer.draft == []
+
+
 LORA_DRAFT = "LoRA 在大模型的特定层中注入低秩矩阵 [1]。它只微调少量参数 [1]。"
 LORA_EN = {"LoRA 在大模型的特定层中注入低秩矩阵。": "LoRA injects low-rank matrices into specific layers of the model. ",
            "它只微调少量参数。": "It fine-tunes only a few parameters. "}
