@@ -226,8 +226,9 @@ _POINTER = re.compile(r"^(?:this|that|it|these|the above)\b[^.]{0,40}\b(?:passag
 _FILLER = re.compile(r"[\W_]+")
 # A sentence that stops where its value should be: the model wrote the marker in
 # the value's place ("输入矩阵 x 的形状是[1]。", "the function used to split the data is [2].",
-# held-out 11). Not "不是" or "总是", and not a short reply such as "Yes, it is.".
-_DANGLING = re.compile(r"(?:(?<![不总正])是|包括|包含|\b(?:is|are|was|were|include|includes|including))\W*$",
+# held-out 11). Not "不是" or "总是", not a short reply such as "Yes, it is.", and not a
+# lead-in ("常见的方法包括：", "The steps are:"), which the list after it completes.
+_DANGLING = re.compile(r"(?:(?<![不总正])是|包括|包含|\b(?:is|are|was|were|include|includes|including))[\s。．.!！]*$",
                        re.IGNORECASE)
 
 
@@ -258,6 +259,8 @@ def is_echo(sentence: str) -> bool:
     (True, True)
     >>> is_echo("BatchNorm 的统计量并不总是。"), is_echo("Yes, it is."), is_echo("它的输出是 2。")
     (False, False, False)
+    >>> is_echo("LoRA 常见的优点包括："), is_echo("The main steps are:")
+    (False, False)
     """
     number, rest = split_enumeration(sentence)
     text = rest.lstrip("-*• ").replace("**", "").strip()
